@@ -1,0 +1,49 @@
+//! ODS: the two source tables as primary-key (upsert) tables, as in Fluss (SPEC §1).
+//!
+//! ```sql
+//! CREATE TABLE ods_power_user        (user_id BIGINT, ..., PRIMARY KEY (user_id) NOT ENFORCED);
+//! CREATE TABLE ods_power_consumption (consumption_id BIGINT, ..., PRIMARY KEY (consumption_id) NOT ENFORCED);
+//! INSERT INTO ods_power_user        SELECT * FROM power_user_source;
+//! INSERT INTO ods_power_consumption SELECT * FROM power_consumption_source;
+//! ```
+//!
+//! A later row with the same key replaces the earlier one and a tombstone (`None`) deletes it.
+//! The upsert arrangement keeps the current row of each key, which is what lets it retract the
+//! old row when a new one arrives.
+
+use timely::dataflow::StreamVec;
+
+use differential_dataflow::operators::arrange::upsert::arrange_from_upsert;
+use differential_dataflow::trace::implementations::{ValBuilder, ValSpine};
+
+use super::Indexed;
+use crate::rows::{Consumption, ConsumptionId, User, UserId};
+use crate::source::Time;
+
+/// A stream of upserts as the sources send them: key, new row or `None`, logical time.
+pub type UpsertStream<'scope, K, R> = StreamVec<'scope, Time, (K, Option<R>, Time)>;
+
+/// The ODS layer: the current row of every key of both source tables.
+pub struct Ods<'scope> {
+    /// `ods_power_user`, by `user_id`.
+    pub users: Indexed<'scope, UserId, User>,
+    /// `ods_power_consumption`, by `consumption_id`.
+    pub consumption: Indexed<'scope, ConsumptionId, Consumption>,
+}
+
+/// Builds the ODS tables from the sources' upsert streams.
+pub fn ods<'scope>(
+    users: UpsertStream<'scope, UserId, User>,
+    consumption: UpsertStream<'scope, ConsumptionId, Consumption>,
+) -> Ods<'scope> {
+    Ods {
+        users: arrange_from_upsert::<ValBuilder<_, _, _, _>, ValSpine<_, _, _, _>, _, _>(
+            users,
+            "ods.power_user",
+        ),
+        consumption: arrange_from_upsert::<ValBuilder<_, _, _, _>, ValSpine<_, _, _, _>, _, _>(
+            consumption,
+            "ods.power_consumption",
+        ),
+    }
+}

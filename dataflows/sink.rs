@@ -1,0 +1,145 @@
+//! Sink: where the tables' changes leave the dataflow, one completed logical time at a time.
+//!
+//! Every table's changes (and the malformed input rows, which travel beside them as an error
+//! collection) are routed to worker 0, held until the dataflow's frontier passes their time,
+//! consolidated, and handed to a [`ChangeSink`] in time order. A change set is therefore final:
+//! it is exactly the difference between the tables at the previous completed time and at this
+//! one. The export, the tests and the database sinks are all `ChangeSink`s.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+
+use differential_dataflow::consolidation::consolidate;
+
+use super::Table;
+use crate::csv_input::RowError;
+use crate::reference::Warehouse;
+use crate::rows::{Consumption, Dashboard, Detail, RegionStats, User, UserRanking};
+use crate::source::Time;
+
+/// A row of any warehouse table, or a malformed input row.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TableRow {
+    User(User),
+    Consumption(Consumption),
+    Detail(Detail),
+    RegionStats(RegionStats),
+    Ranking(UserRanking),
+    Dashboard(Dashboard),
+    Error(RowError),
+}
+
+/// Receives the consolidated changes of each completed logical time, in time order.
+pub trait ChangeSink {
+    /// Applies the changes that make the tables at `time` out of the tables before it.
+    fn apply(&mut self, time: Time, changes: &[(TableRow, isize)]);
+}
+
+/// Routes `rows` to worker 0 and hands each completed time's changes to `sink` there. Every
+/// worker builds the operator; only worker 0 passes a sink.
+pub fn sink<S: ChangeSink + 'static>(rows: Table<'_, TableRow>, sink: Option<Rc<RefCell<S>>>) {
+    let mut pending: Vec<(TableRow, Time, isize)> = Vec::new();
+    let to_worker_zero = Exchange::new(|_: &(TableRow, Time, isize)| 0);
+    rows.inner
+        .sink(to_worker_zero, "sink.changes", move |(input, frontier)| {
+            input.for_each(|_, data| pending.append(data));
+            if pending.is_empty() || pending.iter().all(|(_, time, _)| frontier.less_equal(time)) {
+                return;
+            }
+            pending.sort_by_key(|(_, time, _)| *time);
+            let complete = pending.partition_point(|(_, time, _)| !frontier.less_equal(time));
+            let mut done: Vec<(TableRow, Time, isize)> = pending.drain(..complete).collect();
+            let Some(sink) = &sink else { return };
+            let mut sink = sink.borrow_mut();
+            while !done.is_empty() {
+                let time = done[0].1;
+                let same_time = done.partition_point(|(_, t, _)| *t == time);
+                let mut changes: Vec<(TableRow, isize)> = done
+                    .drain(..same_time)
+                    .map(|(row, _, diff)| (row, diff))
+                    .collect();
+                consolidate(&mut changes);
+                if !changes.is_empty() {
+                    sink.apply(time, &changes);
+                }
+            }
+        });
+}
+
+/// A sink that keeps the current state of every table, and optionally the log of change sets.
+/// It is the export's sink and the tests'.
+#[derive(Default)]
+pub struct Materialized {
+    rows: HashMap<TableRow, isize>,
+    /// Every change set applied, when logging is on.
+    pub log: Option<Vec<(Time, Vec<(TableRow, isize)>)>>,
+    /// Rows whose multiplicity left {0, 1} after some time: always empty in a correct engine.
+    pub violations: Vec<(Time, TableRow, isize)>,
+}
+
+impl Materialized {
+    /// A sink that also records every change set.
+    pub fn logging() -> Materialized {
+        Materialized {
+            log: Some(Vec::new()),
+            ..Materialized::default()
+        }
+    }
+
+    /// The current tables (each sorted by key) and the malformed rows (sorted by file, line).
+    pub fn snapshot(&self) -> (Warehouse, Vec<RowError>) {
+        snapshot(self.rows.iter().map(|(row, count)| (row, *count)))
+    }
+}
+
+impl ChangeSink for Materialized {
+    fn apply(&mut self, time: Time, changes: &[(TableRow, isize)]) {
+        for (row, diff) in changes {
+            let count = self.rows.entry(row.clone()).or_insert(0);
+            *count += diff;
+            let count = *count;
+            if count == 0 {
+                self.rows.remove(row);
+            } else if count != 1 {
+                self.violations.push((time, row.clone(), count));
+            }
+        }
+        if let Some(log) = &mut self.log {
+            log.push((time, changes.to_vec()));
+        }
+    }
+}
+
+/// Sorts rows with positive multiplicity into tables (each row once per unit of multiplicity).
+pub fn snapshot<'a>(
+    rows: impl Iterator<Item = (&'a TableRow, isize)>,
+) -> (Warehouse, Vec<RowError>) {
+    let mut warehouse = Warehouse::default();
+    let mut errors = Vec::new();
+    for (row, count) in rows {
+        for _ in 0..count.max(0) {
+            match row.clone() {
+                TableRow::User(r) => warehouse.users.push(r),
+                TableRow::Consumption(r) => warehouse.consumption.push(r),
+                TableRow::Detail(r) => warehouse.details.push(r),
+                TableRow::RegionStats(r) => warehouse.region_stats.push(r),
+                TableRow::Ranking(r) => warehouse.rankings.push(r),
+                TableRow::Dashboard(r) => warehouse.dashboards.push(r),
+                TableRow::Error(e) => errors.push(e),
+            }
+        }
+    }
+    warehouse.users.sort();
+    warehouse.consumption.sort();
+    warehouse.details.sort();
+    warehouse.region_stats.sort();
+    warehouse.rankings.sort();
+    warehouse.dashboards.sort();
+    errors.sort();
+    (warehouse, errors)
+}

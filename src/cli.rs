@@ -1,0 +1,238 @@
+//! The command line: one clap configuration, every option documented and settable from the
+//! environment, turned into the runtime's configuration.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::csv_input::{Interleave, ReplayConfig};
+use crate::generator::GeneratorConfig;
+use crate::rows::Millis;
+use crate::runtime::{now_millis, Clock, RunConfig, SourceSpec};
+use crate::values::{parse_duration_millis, parse_millis};
+
+/// gridflow: the power-grid real-time warehouse as exact incremental views.
+#[derive(Debug, Parser)]
+#[command(name = "gridflow", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the warehouse: the generator (default) or a CSV replay, through all four layers.
+    Run(RunArgs),
+}
+
+/// Options of `gridflow run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Replay CSV files from DIR/users/*.csv and DIR/consumption/*.csv instead of generating.
+    #[arg(long, env = "GRIDFLOW_INPUT", value_name = "DIR")]
+    pub input: Option<PathBuf>,
+
+    /// Write the final state of every table as CSV into DIR (bounded input only).
+    #[arg(long, env = "GRIDFLOW_EXPORT", value_name = "DIR")]
+    pub export: Option<PathBuf>,
+
+    /// The clock pacing the input: `wall` (real time) or `simulated` (as fast as possible).
+    /// A CSV replay always runs simulated.
+    #[arg(long, env = "GRIDFLOW_CLOCK", value_enum, default_value_t = Clock::Wall)]
+    pub clock: Clock,
+
+    /// Seed of the generator: the same seed and options give the same rows.
+    #[arg(long, env = "GRIDFLOW_SEED", default_value_t = 42)]
+    pub seed: u64,
+
+    /// Length of the user_id sequence; after it, user rows update existing users.
+    #[arg(long, env = "GRIDFLOW_USERS", default_value_t = 1000)]
+    pub users: u64,
+
+    /// Stop after this many consumption rows (default: never stop).
+    #[arg(long, env = "GRIDFLOW_CONSUMPTIONS")]
+    pub consumptions: Option<u64>,
+
+    /// User rows per generator-clock second.
+    #[arg(long, env = "GRIDFLOW_USER_RATE", default_value_t = 1.0)]
+    pub user_rate: f64,
+
+    /// Consumption rows per generator-clock second.
+    #[arg(long, env = "GRIDFLOW_CONSUMPTION_RATE", default_value_t = 5.0)]
+    pub consumption_rate: f64,
+
+    /// Number of supply regions (region ids 1..=N).
+    #[arg(long, env = "GRIDFLOW_REGIONS", default_value_t = 10)]
+    pub regions: i32,
+
+    /// The generator clock's first instant, `YYYY-MM-DD HH:MM:SS` (UTC). Default: now on the
+    /// wall clock, 2024-01-01 00:00:00 on the simulated clock and for replays.
+    #[arg(long, env = "GRIDFLOW_START", value_parser = parse_millis)]
+    pub start: Option<Millis>,
+
+    /// Size of the tumbling windows: 5s, 1h, 1d, ...
+    #[arg(long, env = "GRIDFLOW_WINDOW", default_value = "5s", value_parser = parse_duration_millis)]
+    pub window: Millis,
+
+    /// Source-clock span of one logical time (default: 100ms on the wall clock, 1s otherwise).
+    #[arg(long, env = "GRIDFLOW_TICK", value_parser = parse_duration_millis)]
+    pub tick: Option<Millis>,
+
+    /// Rows of each table per logical time in a CSV replay.
+    #[arg(long, env = "GRIDFLOW_REPLAY_BATCH", default_value_t = 1000)]
+    pub replay_batch: usize,
+
+    /// How a CSV replay interleaves the two tables' batches.
+    #[arg(long, env = "GRIDFLOW_INTERLEAVE", value_enum, default_value_t = Interleave::Alternate)]
+    pub interleave: Interleave,
+
+    /// Worker threads per process.
+    #[arg(short = 'w', long, env = "GRIDFLOW_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+
+    /// Number of processes (timely cluster mode).
+    #[arg(short = 'n', long, env = "GRIDFLOW_PROCESSES", default_value_t = 1)]
+    pub processes: usize,
+
+    /// Index of this process, 0..processes.
+    #[arg(short = 'p', long, env = "GRIDFLOW_PROCESS", default_value_t = 0)]
+    pub process: usize,
+
+    /// File with one `host:port` per line, one per process (default: localhost:2101, 2102, ...).
+    #[arg(long, env = "GRIDFLOW_HOSTFILE", value_name = "FILE")]
+    pub hostfile: Option<PathBuf>,
+
+    /// Serialize data between worker threads too, as between processes (a check, and `-z` of timely).
+    #[arg(short = 'z', long, env = "GRIDFLOW_SERIALIZE")]
+    pub serialize: bool,
+
+    /// On the simulated clock, how many logical times may be in the dataflow at once.
+    #[arg(long, env = "GRIDFLOW_MAX_INFLIGHT", default_value_t = 16)]
+    pub max_inflight: usize,
+
+    /// Seconds between status lines (0: none).
+    #[arg(long, env = "GRIDFLOW_STATUS_INTERVAL", default_value_t = 5)]
+    pub status_interval: u64,
+}
+
+/// 2024-01-01 00:00:00 UTC: the fixed start of the simulated clock and of replays.
+pub const DEFAULT_SIMULATED_START: Millis = 1_704_067_200_000;
+
+impl RunArgs {
+    /// Whether the input ends (a replay, or a generator with `--consumptions`).
+    pub fn bounded(&self) -> bool {
+        self.input.is_some() || self.consumptions.is_some()
+    }
+
+    /// The clock actually used: replays always run simulated.
+    pub fn effective_clock(&self) -> Clock {
+        if self.input.is_some() {
+            Clock::Simulated
+        } else {
+            self.clock
+        }
+    }
+
+    /// The span of one logical time.
+    pub fn effective_tick(&self) -> Millis {
+        self.tick.unwrap_or(match self.effective_clock() {
+            Clock::Wall => 100,
+            Clock::Simulated => 1_000,
+        })
+    }
+
+    /// The source these options describe.
+    pub fn source(&self) -> SourceSpec {
+        let tick = self.effective_tick();
+        let start = self.start.unwrap_or_else(|| match self.effective_clock() {
+            Clock::Wall => now_millis() - now_millis().rem_euclid(tick),
+            Clock::Simulated => DEFAULT_SIMULATED_START,
+        });
+        match &self.input {
+            Some(dir) => SourceSpec::Replay(ReplayConfig {
+                dir: dir.clone(),
+                batch_rows: self.replay_batch.max(1),
+                interleave: self.interleave,
+                start,
+                tick,
+            }),
+            None => SourceSpec::Generator(GeneratorConfig {
+                seed: self.seed,
+                users: self.users,
+                consumptions: self.consumptions,
+                user_rate: self.user_rate,
+                consumption_rate: self.consumption_rate,
+                start,
+                tick,
+                regions: self.regions,
+                ..GeneratorConfig::default()
+            }),
+        }
+    }
+
+    /// The runtime configuration these options describe.
+    pub fn run_config(&self, sink_ods_and_dwd: bool) -> Result<RunConfig, String> {
+        Ok(RunConfig {
+            timely: self.timely_config()?,
+            window: self.window,
+            clock: self.effective_clock(),
+            max_inflight: self.max_inflight,
+            sink_ods_and_dwd,
+        })
+    }
+
+    /// Threads, processes and serialization as timely's configuration.
+    pub fn timely_config(&self) -> Result<timely::Config, String> {
+        use timely::CommunicationConfig;
+        let workers = self.workers.max(1);
+        let communication = if self.processes > 1 {
+            if self.process >= self.processes {
+                return Err(format!(
+                    "--process {} must be below --processes {}",
+                    self.process, self.processes
+                ));
+            }
+            let addresses = match &self.hostfile {
+                Some(file) => {
+                    let text = std::fs::read_to_string(file).map_err(|e| {
+                        format!("cannot read the host file {}: {e}", file.display())
+                    })?;
+                    let addresses: Vec<String> = text
+                        .lines()
+                        .filter(|l| !l.trim().is_empty())
+                        .map(|l| l.trim().to_string())
+                        .collect();
+                    if addresses.len() < self.processes {
+                        return Err(format!(
+                            "the host file {} names {} addresses for {} processes",
+                            file.display(),
+                            addresses.len(),
+                            self.processes
+                        ));
+                    }
+                    addresses.into_iter().take(self.processes).collect()
+                }
+                None => (0..self.processes)
+                    .map(|i| format!("localhost:{}", 2101 + i))
+                    .collect(),
+            };
+            CommunicationConfig::Cluster {
+                threads: workers,
+                process: self.process,
+                addresses,
+                report: false,
+                zerocopy: self.serialize,
+            }
+        } else if self.serialize {
+            CommunicationConfig::ProcessBinary(workers)
+        } else if workers > 1 {
+            CommunicationConfig::Process(workers)
+        } else {
+            CommunicationConfig::Thread
+        };
+        Ok(timely::Config {
+            communication,
+            worker: timely::WorkerConfig::default(),
+        })
+    }
+}

@@ -1,0 +1,20 @@
+//! gridflow: the power-grid real-time warehouse of `SPEC.md` (ODS → DWD → DWS → ADS) as
+//! exact incrementally maintained views on timely + differential dataflow.
+//!
+//! The warehouse itself lives in [`dataflows`], one module per layer in the source's order;
+//! everything under `src/` is the engine around it: row types, sources, the runtime, export.
+
+#[path = "../dataflows/mod.rs"]
+pub mod dataflows;
+
+pub mod cli;
+pub mod csv_input;
+pub mod export;
+pub mod generator;
+pub mod late;
+pub mod metrics;
+pub mod reference;
+pub mod rows;
+pub mod runtime;
+pub mod source;
+pub mod values;

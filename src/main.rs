@@ -1,0 +1,90 @@
+//! The `gridflow` binary: parses the command line, runs the warehouse with a status line, and
+//! writes the export when the input is bounded.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+
+use gridflow::cli::{Cli, Command, RunArgs};
+use gridflow::dataflows::sink::Materialized;
+use gridflow::export::{write_errors, write_warehouse};
+use gridflow::metrics::{Metrics, MetricsSnapshot};
+use gridflow::runtime::run;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run_warehouse(args),
+    }
+}
+
+fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
+    if args.export.is_some() && !args.bounded() {
+        bail!("--export needs bounded input: give --consumptions N or --input DIR");
+    }
+    let config = args
+        .run_config(args.export.is_some())
+        .map_err(anyhow::Error::msg)?;
+    let metrics = Arc::new(Metrics::default());
+    let finished = Arc::new(AtomicBool::new(false));
+    let status = spawn_status_line(&metrics, &finished, args.status_interval);
+
+    let make_sink = args.export.as_ref().map(|_| Materialized::default);
+    let outcome = run(config, args.source(), make_sink, metrics.clone());
+    finished.store(true, Ordering::Relaxed);
+    if let Some(status) = status {
+        let _ = status.join();
+    }
+    let outcome = outcome?;
+
+    let totals = metrics.snapshot();
+    eprintln!(
+        "done in {:.2} s: {}",
+        outcome.elapsed.as_secs_f64(),
+        totals.status_line(&MetricsSnapshot::default(), outcome.elapsed)
+    );
+    if let (Some(dir), Some(sink)) = (&args.export, outcome.sink) {
+        let (warehouse, errors) = sink.snapshot();
+        write_warehouse(dir, &warehouse)
+            .with_context(|| format!("cannot write the export to {}", dir.display()))?;
+        write_errors(dir, &errors)
+            .with_context(|| format!("cannot write errors.csv to {}", dir.display()))?;
+        if !sink.violations.is_empty() {
+            bail!(
+                "{} rows had a multiplicity other than 0 or 1",
+                sink.violations.len()
+            );
+        }
+        eprintln!("exported {} tables to {}", 6, dir.display());
+    }
+    Ok(())
+}
+
+/// Prints a status line every `interval_seconds` until `finished` is set.
+fn spawn_status_line(
+    metrics: &Arc<Metrics>,
+    finished: &Arc<AtomicBool>,
+    interval_seconds: u64,
+) -> Option<std::thread::JoinHandle<()>> {
+    if interval_seconds == 0 {
+        return None;
+    }
+    let (metrics, finished) = (metrics.clone(), finished.clone());
+    let interval = Duration::from_secs(interval_seconds);
+    Some(std::thread::spawn(move || {
+        let mut previous = metrics.snapshot();
+        let mut last = Instant::now();
+        while !finished.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+            if last.elapsed() >= interval {
+                let current = metrics.snapshot();
+                eprintln!("{}", current.status_line(&previous, last.elapsed()));
+                previous = current;
+                last = Instant::now();
+            }
+        }
+    }))
+}

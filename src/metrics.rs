@@ -1,0 +1,107 @@
+//! Counters of a running job, shared by the workers of a process and read by the status line
+//! (and, later, a monitoring page). Each is a plain atomic: workers add, readers load.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::values::format_millis;
+
+/// The live counters of one process.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Rows the sources introduced, per ODS table.
+    pub ods_user_rows: AtomicU64,
+    pub ods_consumption_rows: AtomicU64,
+    /// Updates (insertions plus retractions) each later layer emitted.
+    pub dwd_updates: AtomicU64,
+    pub dws_region_updates: AtomicU64,
+    pub dws_ranking_updates: AtomicU64,
+    pub ads_updates: AtomicU64,
+    /// Consumption rows that arrived behind the 5-second watermark (SPEC §4).
+    pub late_rows: AtomicU64,
+    /// Versions of `dws_region_daily_stats` rows retracted after they were emitted.
+    pub corrected_window_rows: AtomicU64,
+    /// Input rows that could not be read.
+    pub malformed_rows: AtomicU64,
+    /// The latest logical time every worker of this process has completed.
+    pub caught_up_time: AtomicU64,
+    /// End-to-end latency of the latest completed tick, and the largest seen, in microseconds.
+    pub latency_last_micros: AtomicU64,
+    pub latency_max_micros: AtomicU64,
+}
+
+/// A copy of the counters at one instant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    pub ods_user_rows: u64,
+    pub ods_consumption_rows: u64,
+    pub dwd_updates: u64,
+    pub dws_region_updates: u64,
+    pub dws_ranking_updates: u64,
+    pub ads_updates: u64,
+    pub late_rows: u64,
+    pub corrected_window_rows: u64,
+    pub malformed_rows: u64,
+    pub caught_up_time: u64,
+    pub latency_last_micros: u64,
+    pub latency_max_micros: u64,
+}
+
+impl Metrics {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Records the end-to-end latency of a completed tick.
+    pub fn record_latency(&self, latency: Duration) {
+        let micros = latency.as_micros() as u64;
+        self.latency_last_micros.store(micros, Ordering::Relaxed);
+        self.latency_max_micros.fetch_max(micros, Ordering::Relaxed);
+    }
+
+    /// Reads every counter.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            ods_user_rows: load(&self.ods_user_rows),
+            ods_consumption_rows: load(&self.ods_consumption_rows),
+            dwd_updates: load(&self.dwd_updates),
+            dws_region_updates: load(&self.dws_region_updates),
+            dws_ranking_updates: load(&self.dws_ranking_updates),
+            ads_updates: load(&self.ads_updates),
+            late_rows: load(&self.late_rows),
+            corrected_window_rows: load(&self.corrected_window_rows),
+            malformed_rows: load(&self.malformed_rows),
+            caught_up_time: load(&self.caught_up_time),
+            latency_last_micros: load(&self.latency_last_micros),
+            latency_max_micros: load(&self.latency_max_micros),
+        }
+    }
+}
+
+impl MetricsSnapshot {
+    /// The one-line status: rows in per layer, consumption rows/s since `previous`, the logical
+    /// time caught up, latency, late rows and corrected window rows.
+    pub fn status_line(&self, previous: &MetricsSnapshot, interval: Duration) -> String {
+        let rate = (self.ods_consumption_rows - previous.ods_consumption_rows) as f64
+            / interval.as_secs_f64().max(1e-9);
+        format!(
+            "ods users={} consumption={} ({:.0} rows/s) | dwd={} dws regions={} rankings={} | ads={} | \
+             caught up to {} | latency {:.1} ms (max {:.1}) | late={} corrected={} malformed={}",
+            self.ods_user_rows,
+            self.ods_consumption_rows,
+            rate,
+            self.dwd_updates,
+            self.dws_region_updates,
+            self.dws_ranking_updates,
+            self.ads_updates,
+            if self.caught_up_time == 0 { "-".to_string() } else { format_millis(self.caught_up_time as i64) },
+            self.latency_last_micros as f64 / 1000.0,
+            self.latency_max_micros as f64 / 1000.0,
+            self.late_rows,
+            self.corrected_window_rows,
+            self.malformed_rows,
+        )
+    }
+}

@@ -1,0 +1,335 @@
+//! The runtime: starts the timely workers, builds the warehouse in each, feeds it from the
+//! source tick by tick, paces it, and hands the changes to a sink on worker 0.
+//!
+//! Pacing: on the simulated clock ticks go in as fast as the dataflow absorbs them, with at most
+//! `max_inflight` ticks not yet complete; on the wall clock a tick goes in once the wall clock
+//! has reached its end. A tick's end-to-end latency is the time from its input being sealed to
+//! the dataflow's outputs having caught up with it.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use thiserror::Error;
+use timely::dataflow::operators::vec::input::Handle as InputHandle;
+use timely::dataflow::operators::vec::Input as _;
+use timely::dataflow::ProbeHandle;
+
+use differential_dataflow::AsCollection;
+
+use crate::csv_input::{CsvReplay, ReplayConfig, ReplayError, RowError};
+use crate::dataflows::sink::{sink, ChangeSink, TableRow};
+use crate::dataflows::{warehouse, Table};
+use crate::generator::{Generator, GeneratorConfig};
+use crate::late::count_late_rows;
+use crate::metrics::Metrics;
+use crate::rows::{Consumption, ConsumptionId, Millis, User, UserId};
+use crate::source::{Source, Time};
+
+/// Which clock paces the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Clock {
+    /// Real time: a tick goes in when the wall clock reaches its end.
+    Wall,
+    /// As fast as the engine goes.
+    Simulated,
+}
+
+/// Where the rows come from.
+#[derive(Clone, Debug)]
+pub enum SourceSpec {
+    Generator(GeneratorConfig),
+    Replay(ReplayConfig),
+}
+
+/// Everything a run needs besides its source and sink.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Threads, processes and serialization of timely.
+    pub timely: timely::Config,
+    /// The tumbling window, in milliseconds.
+    pub window: Millis,
+    pub clock: Clock,
+    /// On the simulated clock, how many ticks may be in the dataflow at once.
+    pub max_inflight: usize,
+    /// Which tables go to the sink: with `false`, only DWS and ADS (and errors).
+    pub sink_ods_and_dwd: bool,
+}
+
+/// A failure of a run as a whole (bad rows are not failures: they are counted and reported).
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error("cannot start the workers: {0}")]
+    Start(String),
+    #[error("a worker failed: {0}")]
+    Worker(String),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+}
+
+/// What a finished run leaves: worker 0's sink (in process 0) and the process's counters.
+pub struct RunOutcome<S> {
+    pub sink: Option<S>,
+    pub elapsed: Duration,
+}
+
+/// Runs the warehouse over `source` until the source is exhausted (or forever, for an unbounded
+/// one). `make_sink`, if given, makes the sink on worker 0; with `None` the tables' changes go
+/// nowhere (benchmarks).
+pub fn run<S, F>(
+    config: RunConfig,
+    source: SourceSpec,
+    make_sink: Option<F>,
+    metrics: Arc<Metrics>,
+) -> Result<RunOutcome<S>, RunError>
+where
+    S: ChangeSink + Send + 'static,
+    F: Fn() -> S + Send + Sync + 'static,
+{
+    let started = Instant::now();
+    let make_sink = Arc::new(make_sink);
+    let guards = timely::execute(config.timely.clone(), move |worker| {
+        let index = worker.index();
+        let peers = worker.peers();
+        let (mut source, errors): (Box<dyn Source>, Vec<RowError>) = match &source {
+            SourceSpec::Generator(generator) => (
+                Box::new(Generator::new(generator.clone(), index, peers)),
+                Vec::new(),
+            ),
+            SourceSpec::Replay(replay) => {
+                let mut replay =
+                    CsvReplay::load(replay.clone(), index, peers).map_err(|e| e.to_string())?;
+                let errors = replay.take_errors();
+                (Box::new(replay), errors)
+            }
+        };
+        let sink_cell: Option<Rc<RefCell<S>>> = match (index, make_sink.as_ref()) {
+            (0, Some(make)) => Some(Rc::new(RefCell::new(make()))),
+            _ => None,
+        };
+        let collect = make_sink.is_some();
+
+        let mut users_input: InputHandle<Time, (UserId, Option<User>, Time)> = InputHandle::new();
+        let mut consumption_input: InputHandle<Time, (ConsumptionId, Option<Consumption>, Time)> =
+            InputHandle::new();
+        let mut errors_input: InputHandle<Time, (RowError, Time, isize)> = InputHandle::new();
+        let probe = ProbeHandle::new();
+        let window = config.window;
+        let sink_ods_and_dwd = config.sink_ods_and_dwd;
+        let worker_metrics = metrics.clone();
+        let operator_sink = sink_cell.clone();
+        worker.dataflow::<Time, _, _>(|scope| {
+            let errors = scope.input_from(&mut errors_input).as_collection();
+            let users = scope.input_from(&mut users_input);
+            let consumption = scope.input_from(&mut consumption_input);
+            count_late_rows(consumption.clone(), worker_metrics.clone());
+            let layers = warehouse(users, consumption, window);
+            let m = &worker_metrics;
+            let details = count_updates(layers.dwd.details, m, |m| &m.dwd_updates);
+            let region_stats = count_updates(layers.dws.region_stats, m, |m| &m.dws_region_updates);
+            let region_stats = count_corrections(region_stats, m);
+            let rankings = count_updates(layers.dws.rankings, m, |m| &m.dws_ranking_updates);
+            let dashboards = count_updates(layers.ads.dashboards, m, |m| &m.ads_updates);
+            let details = details.probe_with(&probe);
+            let region_stats = region_stats.probe_with(&probe);
+            let rankings = rankings.probe_with(&probe);
+            let dashboards = dashboards.probe_with(&probe);
+            if collect {
+                let mut tables: Vec<Table<'_, TableRow>> = vec![
+                    errors.map(TableRow::Error),
+                    region_stats.map(TableRow::RegionStats),
+                    rankings.map(TableRow::Ranking),
+                    dashboards.map(TableRow::Dashboard),
+                ];
+                if sink_ods_and_dwd {
+                    tables.push(
+                        layers
+                            .ods
+                            .users
+                            .as_collection(|_, u| TableRow::User(u.clone())),
+                    );
+                    tables.push(
+                        layers
+                            .ods
+                            .consumption
+                            .as_collection(|_, c| TableRow::Consumption(c.clone())),
+                    );
+                    tables.push(details.map(TableRow::Detail));
+                }
+                let rows = differential_dataflow::collection::concatenate(scope, tables);
+                sink(rows, operator_sink);
+            }
+        });
+
+        // Malformed rows are reported once, by the worker that found them, at the first time.
+        Metrics::add(&metrics.malformed_rows, errors.len() as u64);
+        for error in errors {
+            eprintln!("malformed row {error}");
+            errors_input.send((error, 0, 1));
+        }
+        drop(errors_input);
+        drive(
+            worker,
+            &mut *source,
+            &mut users_input,
+            &mut consumption_input,
+            &probe,
+            &config,
+            &metrics,
+        );
+        drop(users_input);
+        drop(consumption_input);
+        while worker.has_dataflows() {
+            worker.step_or_park(None);
+        }
+        match sink_cell.map(Rc::try_unwrap) {
+            None => Ok(None),
+            Some(Ok(cell)) => Ok(Some(cell.into_inner())),
+            Some(Err(_)) => Err("the sink is still held by a finished dataflow".to_string()),
+        }
+    })
+    .map_err(RunError::Start)?;
+    let mut sink = None;
+    for result in guards.join() {
+        match result {
+            Ok(Ok(Some(worker_sink))) => sink = Some(worker_sink),
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) | Err(error) => return Err(RunError::Worker(error)),
+        }
+    }
+    Ok(RunOutcome {
+        sink,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Feeds every tick of `source` into the inputs, paced by the clock, until the source ends.
+fn drive(
+    worker: &mut timely::worker::Worker,
+    source: &mut dyn Source,
+    users_input: &mut InputHandle<Time, (UserId, Option<User>, Time)>,
+    consumption_input: &mut InputHandle<Time, (ConsumptionId, Option<Consumption>, Time)>,
+    probe: &ProbeHandle<Time>,
+    config: &RunConfig,
+    metrics: &Metrics,
+) {
+    // Ticks sealed but not yet complete, with the instant each was sealed.
+    let mut inflight: VecDeque<(Time, Instant)> = VecDeque::new();
+    let report_progress = worker.index() == 0;
+    while let Some(tick) = source.next_tick() {
+        if config.clock == Clock::Wall {
+            wait_for_wall_clock(
+                worker,
+                tick.time,
+                probe,
+                &mut inflight,
+                metrics,
+                report_progress,
+            );
+        }
+        users_input.advance_to(tick.time);
+        consumption_input.advance_to(tick.time);
+        Metrics::add(&metrics.ods_user_rows, tick.users.len() as u64);
+        Metrics::add(&metrics.ods_consumption_rows, tick.consumption.len() as u64);
+        for (key, row) in tick.users {
+            users_input.send((key, row, tick.time));
+        }
+        for (key, row) in tick.consumption {
+            consumption_input.send((key, row, tick.time));
+        }
+        users_input.advance_to(tick.time + 1);
+        consumption_input.advance_to(tick.time + 1);
+        users_input.flush();
+        consumption_input.flush();
+        inflight.push_back((tick.time, Instant::now()));
+        worker.step();
+        retire_completed(probe, &mut inflight, metrics, report_progress);
+        while inflight.len() > config.max_inflight.max(1) {
+            worker.step();
+            retire_completed(probe, &mut inflight, metrics, report_progress);
+        }
+    }
+    while !inflight.is_empty() && !probe.done() {
+        worker.step();
+        retire_completed(probe, &mut inflight, metrics, report_progress);
+    }
+}
+
+/// Records latency and progress for every tick the probe has passed.
+fn retire_completed(
+    probe: &ProbeHandle<Time>,
+    inflight: &mut VecDeque<(Time, Instant)>,
+    metrics: &Metrics,
+    report_progress: bool,
+) {
+    while let Some(&(time, sealed)) = inflight.front() {
+        if probe.less_equal(&time) {
+            break;
+        }
+        inflight.pop_front();
+        if report_progress {
+            metrics.record_latency(sealed.elapsed());
+            metrics
+                .caught_up_time
+                .store(time, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Steps the worker until the wall clock reaches `time` (epoch milliseconds).
+fn wait_for_wall_clock(
+    worker: &mut timely::worker::Worker,
+    time: Time,
+    probe: &ProbeHandle<Time>,
+    inflight: &mut VecDeque<(Time, Instant)>,
+    metrics: &Metrics,
+    report_progress: bool,
+) {
+    loop {
+        let now = now_millis() as Time;
+        if now >= time {
+            return;
+        }
+        let wait = Duration::from_millis((time - now).min(50));
+        worker.step_or_park(Some(wait));
+        retire_completed(probe, inflight, metrics, report_progress);
+    }
+}
+
+/// The wall clock in epoch milliseconds.
+pub fn now_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// Counts every update of `table` into one of the counters.
+fn count_updates<'scope, D: differential_dataflow::Data>(
+    table: Table<'scope, D>,
+    metrics: &Arc<Metrics>,
+    counter: fn(&Metrics) -> &std::sync::atomic::AtomicU64,
+) -> Table<'scope, D> {
+    let metrics = metrics.clone();
+    table.inspect_batch(move |_, updates| {
+        let count: isize = updates.iter().map(|(_, _, diff)| diff.abs()).sum();
+        Metrics::add(counter(&metrics), count as u64);
+    })
+}
+
+/// Counts retractions of region window rows: versions corrected after they were emitted.
+fn count_corrections<'scope, D: differential_dataflow::Data>(
+    table: Table<'scope, D>,
+    metrics: &Arc<Metrics>,
+) -> Table<'scope, D> {
+    let metrics = metrics.clone();
+    table.inspect_batch(move |_, updates| {
+        let retracted: isize = updates
+            .iter()
+            .filter(|(_, _, diff)| *diff < 0)
+            .map(|(_, _, diff)| -diff)
+            .sum();
+        Metrics::add(&metrics.corrected_window_rows, retracted as u64);
+    })
+}
