@@ -95,7 +95,8 @@ fn aggregate_region(
     let mut total_cost = 0;
     let mut count = 0;
     let mut users = Vec::with_capacity(rows.len());
-    let mut hourly = [0 as Cents; 24];
+    // The summed amount of each hour that has rows; hours without rows cannot be the peak.
+    let mut hourly: [Option<Cents>; 24] = [None; 24];
     let mut region_name = &rows[0].0 .4;
     for &(&(amount, user_id, cost, hour, ref name), multiplicity) in rows {
         let multiplicity = multiplicity as i64;
@@ -103,15 +104,16 @@ fn aggregate_region(
         total_cost += cost * multiplicity;
         count += multiplicity;
         users.push(user_id);
-        hourly[hour as usize] += amount * multiplicity;
+        *hourly[hour as usize].get_or_insert(0) += amount * multiplicity;
         region_name = region_name.max(name);
     }
     users.sort_unstable();
     users.dedup();
     // Ties go to the earliest hour: compare by (sum, Reverse(hour)).
     let peak_hour = (0..24u32)
-        .max_by_key(|&hour| (hourly[hour as usize], Reverse(hour)))
-        .unwrap_or(0);
+        .filter_map(|hour| hourly[hour as usize].map(|sum| (sum, Reverse(hour))))
+        .max()
+        .map_or(0, |(_, Reverse(hour))| hour);
     RegionStats {
         region_id,
         stat_date,

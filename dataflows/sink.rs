@@ -71,13 +71,16 @@ pub fn sink<S: ChangeSink + 'static>(rows: Table<'_, TableRow>, sink: Option<Rc<
         });
 }
 
+/// The consolidated changes of one completed logical time.
+pub type ChangeSet = (Time, Vec<(TableRow, isize)>);
+
 /// A sink that keeps the current state of every table, and optionally the log of change sets.
 /// It is the export's sink and the tests'.
 #[derive(Default)]
 pub struct Materialized {
     rows: HashMap<TableRow, isize>,
     /// Every change set applied, when logging is on.
-    pub log: Option<Vec<(Time, Vec<(TableRow, isize)>)>>,
+    pub log: Option<Vec<ChangeSet>>,
     /// Rows whose multiplicity left {0, 1} after some time: always empty in a correct engine.
     pub violations: Vec<(Time, TableRow, isize)>,
 }

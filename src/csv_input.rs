@@ -217,6 +217,9 @@ fn csv_files(dir: &Path) -> Result<Vec<PathBuf>, ReplayError> {
     Ok(files)
 }
 
+/// Upserts with their row numbers, in row order.
+type NumberedRows<R> = Vec<(usize, Upsert<i64, R>)>;
+
 /// A parser of one table's records: the fields of a record into its row.
 type ParseRow<R> = fn(&csv::StringRecord) -> Result<R, String>;
 
@@ -230,7 +233,7 @@ fn read_table<R>(
     peers: usize,
     errors: &mut Vec<RowError>,
     parse: ParseRow<R>,
-) -> Result<(Vec<(usize, Upsert<i64, R>)>, usize), ReplayError> {
+) -> Result<(NumberedRows<R>, usize), ReplayError> {
     let mut owned = Vec::new();
     let mut row_number = 0;
     for path in csv_files(dir)? {
@@ -315,7 +318,7 @@ fn parse_key(record: &csv::StringRecord) -> Result<i64, String> {
 }
 
 /// A nullable field: empty is NULL.
-fn optional<'a>(record: &'a csv::StringRecord, index: usize) -> Option<&'a str> {
+fn optional(record: &csv::StringRecord, index: usize) -> Option<&str> {
     record.get(index).filter(|field| !field.is_empty())
 }
 

@@ -11,8 +11,13 @@ use clap::Parser;
 use gridflow::cli::{Cli, Command, RunArgs};
 use gridflow::dataflows::sink::Materialized;
 use gridflow::export::{write_errors, write_warehouse};
-use gridflow::metrics::{Metrics, MetricsSnapshot};
+use gridflow::metrics::{peak_memory_bytes, Metrics, MetricsSnapshot};
 use gridflow::runtime::run;
+
+/// mimalloc: the arrangements allocate and free many small batches and strings; glibc's
+/// allocator spent a fifth of the run consolidating free lists (measured in docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -41,8 +46,11 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
     let outcome = outcome?;
 
     let totals = metrics.snapshot();
+    let peak = peak_memory_bytes().map_or("unknown".to_string(), |b| {
+        format!("{} MiB", b / (1024 * 1024))
+    });
     eprintln!(
-        "done in {:.2} s: {}",
+        "done in {:.3} s, peak memory {peak}: {}",
         outcome.elapsed.as_secs_f64(),
         totals.status_line(&MetricsSnapshot::default(), outcome.elapsed)
     );

@@ -105,3 +105,11 @@ impl MetricsSnapshot {
         )
     }
 }
+
+/// The peak resident memory of this process so far (`VmHWM`), where the OS reports it (Linux).
+pub fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

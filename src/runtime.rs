@@ -26,7 +26,7 @@ use crate::generator::{Generator, GeneratorConfig};
 use crate::late::count_late_rows;
 use crate::metrics::Metrics;
 use crate::rows::{Consumption, ConsumptionId, Millis, User, UserId};
-use crate::source::{Source, Time};
+use crate::source::{Scripted, Source, Time};
 
 /// Which clock paces the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -42,6 +42,8 @@ pub enum Clock {
 pub enum SourceSpec {
     Generator(GeneratorConfig),
     Replay(ReplayConfig),
+    /// Ticks given in advance, split among the workers by key.
+    Scripted(Vec<crate::source::Tick>),
 }
 
 /// Everything a run needs besides its source and sink.
@@ -104,6 +106,10 @@ where
                 let errors = replay.take_errors();
                 (Box::new(replay), errors)
             }
+            SourceSpec::Scripted(ticks) => (
+                Box::new(Scripted::new(ticks.clone(), index, peers)),
+                Vec::new(),
+            ),
         };
         let sink_cell: Option<Rc<RefCell<S>>> = match (index, make_sink.as_ref()) {
             (0, Some(make)) => Some(Rc::new(RefCell::new(make()))),

@@ -74,6 +74,48 @@ pub fn last_upsert_wins<K: Copy + Eq + Hash, R>(rows: Vec<Upsert<K, R>>) -> Vec<
     kept
 }
 
+/// A source that replays ticks given in advance (tests, and inputs built by other tools): each
+/// worker keeps the rows of the keys it owns, the last row of a key in a tick winning.
+pub struct Scripted {
+    ticks: std::vec::IntoIter<Tick>,
+    worker: usize,
+    peers: usize,
+}
+
+impl Scripted {
+    /// One worker's share of `ticks`, whose times must strictly increase.
+    pub fn new(ticks: Vec<Tick>, worker: usize, peers: usize) -> Scripted {
+        Scripted {
+            ticks: ticks.into_iter(),
+            worker,
+            peers,
+        }
+    }
+}
+
+impl Source for Scripted {
+    fn next_tick(&mut self) -> Option<Tick> {
+        let tick = self.ticks.next()?;
+        let (worker, peers) = (self.worker, self.peers);
+        let users = tick
+            .users
+            .into_iter()
+            .filter(|(key, _)| owner_of(*key, peers) == worker)
+            .collect();
+        let consumption = tick
+            .consumption
+            .into_iter()
+            .filter(|(key, _)| owner_of(*key, peers) == worker)
+            .collect();
+        Some(Tick {
+            time: tick.time,
+            clock: tick.clock,
+            users: last_upsert_wins(users),
+            consumption: last_upsert_wins(consumption),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

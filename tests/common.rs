@@ -1,0 +1,101 @@
+//! Helpers shared by the integration tests: running the warehouse in-process, paths, and
+//! comparing exports.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gridflow::csv_input::{Interleave, ReplayConfig};
+use gridflow::dataflows::sink::Materialized;
+use gridflow::export::{write_errors, write_warehouse, TABLE_FILES};
+use gridflow::metrics::Metrics;
+use gridflow::runtime::{run, Clock, RunConfig, SourceSpec};
+
+/// The replay fixture computed by PostgreSQL, independent of gridflow.
+pub fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/replay-5k")
+}
+
+/// A fresh scratch directory under the target directory.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A timely configuration of `workers` threads, serializing between them if asked.
+pub fn timely_config(workers: usize, serialize: bool) -> timely::Config {
+    use timely::CommunicationConfig;
+    let communication = if serialize {
+        CommunicationConfig::ProcessBinary(workers)
+    } else if workers > 1 {
+        CommunicationConfig::Process(workers)
+    } else {
+        CommunicationConfig::Thread
+    };
+    timely::Config {
+        communication,
+        worker: timely::WorkerConfig::default(),
+    }
+}
+
+/// Runs `source` to completion in-process and exports every table into `out`.
+pub fn run_and_export(
+    source: SourceSpec,
+    workers: usize,
+    serialize: bool,
+    window: i64,
+    out: &Path,
+) -> Metrics {
+    let config = RunConfig {
+        timely: timely_config(workers, serialize),
+        window,
+        clock: Clock::Simulated,
+        max_inflight: 4,
+        sink_ods_and_dwd: true,
+    };
+    let metrics = Arc::new(Metrics::default());
+    let outcome =
+        run(config, source, Some(Materialized::default), metrics.clone()).expect("the run fails");
+    let sink = outcome.sink.expect("worker 0 returns its sink");
+    assert!(
+        sink.violations.is_empty(),
+        "multiplicities other than 0 or 1: {:?}",
+        &sink.violations[..1]
+    );
+    let (warehouse, errors) = sink.snapshot();
+    write_warehouse(out, &warehouse).unwrap();
+    write_errors(out, &errors).unwrap();
+    Arc::try_unwrap(metrics).unwrap_or_default()
+}
+
+/// A replay of `dir` with the given batch size and interleaving.
+pub fn replay(dir: &Path, batch_rows: usize, interleave: Interleave) -> SourceSpec {
+    SourceSpec::Replay(ReplayConfig {
+        dir: dir.to_path_buf(),
+        batch_rows,
+        interleave,
+        start: gridflow::cli::DEFAULT_SIMULATED_START,
+        tick: 1_000,
+    })
+}
+
+/// Asserts that every table file of `actual` equals the one in `expected`, byte for byte.
+pub fn assert_same_tables(expected: &Path, actual: &Path) {
+    for file in TABLE_FILES {
+        let want =
+            std::fs::read_to_string(expected.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let got =
+            std::fs::read_to_string(actual.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        if want != got {
+            let line = want.lines().zip(got.lines()).position(|(a, b)| a != b);
+            panic!(
+                "{file} differs from {} (first differing line {:?}; {} vs {} lines)",
+                expected.display(),
+                line.map(|l| l + 1),
+                want.lines().count(),
+                got.lines().count()
+            );
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The generator across worker counts, threads and processes: the same options must export the
+//! same bytes however the work is spread. Also the golden export of one fixed seed.
+
+use std::path::Path;
+use std::process::Command;
+
+use gridflow::generator::GeneratorConfig;
+use gridflow::runtime::SourceSpec;
+
+use crate::common::{assert_same_tables, run_and_export, scratch_dir};
+
+fn generator(consumptions: u64) -> SourceSpec {
+    SourceSpec::Generator(GeneratorConfig {
+        seed: 7,
+        users: 50,
+        consumptions: Some(consumptions),
+        user_rate: 5.0,
+        consumption_rate: 20.0,
+        start: gridflow::cli::DEFAULT_SIMULATED_START,
+        tick: 1_000,
+        ..GeneratorConfig::default()
+    })
+}
+
+#[test]
+fn generator_exports_the_same_bytes_with_1_2_and_4_workers() {
+    let one = scratch_dir("gen_workers_1");
+    run_and_export(generator(3_000), 1, false, 5_000, &one);
+    for (workers, serialize) in [(2, false), (2, true), (4, false)] {
+        let many = scratch_dir(&format!("gen_workers_{workers}_{serialize}"));
+        run_and_export(generator(3_000), workers, serialize, 5_000, &many);
+        assert_same_tables(&one, &many);
+    }
+}
+
+fn gridflow(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gridflow"));
+    command.args(["run", "--status-interval", "0"]).args(args);
+    command
+}
+
+const GENERATOR_ARGS: [&str; 12] = [
+    "--clock",
+    "simulated",
+    "--seed",
+    "11",
+    "--users",
+    "40",
+    "--consumptions",
+    "2000",
+    "--user-rate",
+    "4",
+    "--window",
+    "1h",
+];
+
+#[test]
+fn two_processes_on_localhost_export_what_one_worker_does() {
+    let single = scratch_dir("proc_single");
+    let status = gridflow(&GENERATOR_ARGS)
+        .arg("--export")
+        .arg(&single)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let cluster = scratch_dir("proc_cluster");
+    let hostfile = cluster.join("hosts.txt");
+    let ports = [free_port(), free_port()];
+    std::fs::write(
+        &hostfile,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]),
+    )
+    .unwrap();
+    let export = cluster.join("export");
+    let spawn = |process: &str| {
+        gridflow(&GENERATOR_ARGS)
+            .args(["-n", "2", "-p", process, "-w", "1", "--hostfile"])
+            .arg(&hostfile)
+            .arg("--export")
+            .arg(&export)
+            .spawn()
+            .unwrap()
+    };
+    let mut zero = spawn("0");
+    let mut one = spawn("1");
+    assert!(zero.wait().unwrap().success());
+    assert!(one.wait().unwrap().success());
+    assert_same_tables(&single, &export);
+}
+
+/// A port that was free a moment ago on the loopback interface.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn export_needs_bounded_input() {
+    let output = gridflow(&["--clock", "simulated", "--export", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--export needs bounded input"));
+}
+
+/// The golden export of seed 7, reviewed as a diff when it changes on purpose:
+/// `GRIDFLOW_BLESS=1 cargo test golden` rewrites it.
+#[test]
+fn golden_export_of_seed_7() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/seed-7");
+    let out = scratch_dir("golden_seed_7");
+    run_and_export(generator(1_000), 2, false, 5_000, &out);
+    if std::env::var_os("GRIDFLOW_BLESS").is_some() {
+        std::fs::create_dir_all(&golden).unwrap();
+        for file in gridflow::export::TABLE_FILES {
+            std::fs::copy(out.join(file), golden.join(file)).unwrap();
+        }
+    }
+    assert_same_tables(&golden, &out);
+    // And the golden tables are what the batch twin computes from the golden ODS tables.
+    let recomputed = scratch_dir("golden_seed_7_reference");
+    let users = read_ods(
+        &golden.join("ods_power_user.csv"),
+        gridflow::csv_input::parse_user,
+        |u| u.user_id,
+    );
+    let consumption = read_ods(
+        &golden.join("ods_power_consumption.csv"),
+        gridflow::csv_input::parse_consumption,
+        |c| c.consumption_id,
+    );
+    let warehouse = gridflow::reference::recompute(&users, &consumption, 5_000);
+    gridflow::export::write_warehouse(&recomputed, &warehouse).unwrap();
+    assert_same_tables(&golden, &recomputed);
+}
+
+/// Reads an exported ODS table back into rows by key.
+fn read_ods<R>(
+    path: &Path,
+    parse: fn(&csv::StringRecord) -> Result<R, String>,
+    key: fn(&R) -> i64,
+) -> std::collections::BTreeMap<i64, R> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    reader
+        .records()
+        .map(|record| parse(&record.unwrap()).unwrap())
+        .map(|row| (key(&row), row))
+        .collect()
+}
