@@ -37,7 +37,7 @@ use std::cmp::Reverse;
 use super::dwd::Dwd;
 use super::Table;
 use crate::rows::{
-    average_cents, hour_of_day, window_start, Cents, Millis, RegionId, RegionStats, UserId,
+    average_cents, hour_of_day, window_start, Cents, Millis, RegionId, RegionStats, Text, UserId,
     UserRanking,
 };
 
@@ -58,7 +58,7 @@ pub fn dws<'scope>(dwd: &Dwd<'scope>, window: Millis) -> Dws<'scope> {
 }
 
 /// One DWD row as the region aggregate reads it: amount, user, cost, hour, region name.
-type RegionInput = (Cents, UserId, Cents, u32, String);
+type RegionInput = (Cents, UserId, Cents, u32, Text);
 
 fn region_daily_stats<'scope>(dwd: &Dwd<'scope>, window: Millis) -> Table<'scope, RegionStats> {
     dwd.details
@@ -129,7 +129,7 @@ fn aggregate_region(
 }
 
 /// A user's columns and sums in one window, as the ranking partition reads them.
-type UserTotals = (String, RegionId, String, Cents, Cents);
+type UserTotals = (Text, RegionId, Text, Cents, Cents);
 
 fn user_ranking<'scope>(dwd: &Dwd<'scope>, window: Millis) -> Table<'scope, UserRanking> {
     // The inner query: one row per user and window. All of a user's rows carry the same user

@@ -61,6 +61,11 @@ pub struct RunArgs {
     #[arg(long, env = "GRIDFLOW_CONSUMPTION_RATE", default_value_t = 5.0)]
     pub consumption_rate: f64,
 
+    /// End the user stream after inserting users 1..=N (the source's DataGen), instead of going
+    /// on with updates to existing users.
+    #[arg(long, env = "GRIDFLOW_NO_USER_UPDATES")]
+    pub no_user_updates: bool,
+
     /// Number of supply regions (region ids 1..=N).
     #[arg(long, env = "GRIDFLOW_REGIONS", default_value_t = 10)]
     pub regions: i32,
@@ -106,9 +111,15 @@ pub struct RunArgs {
     #[arg(short = 'z', long, env = "GRIDFLOW_SERIALIZE")]
     pub serialize: bool,
 
-    /// On the simulated clock, how many logical times may be in the dataflow at once.
-    #[arg(long, env = "GRIDFLOW_MAX_INFLIGHT", default_value_t = 16)]
+    /// On the simulated clock, how many sealed batches may be in the dataflow at once.
+    #[arg(long, env = "GRIDFLOW_MAX_INFLIGHT", default_value_t = 4)]
     pub max_inflight: usize,
+
+    /// On the simulated clock, rows a worker sends before advancing the input frontier. Rows keep
+    /// their own logical times (one per tick), so results are the same for any value; larger
+    /// batches amortize the per-time work of the operators.
+    #[arg(long, env = "GRIDFLOW_PROGRESS_ROWS", default_value_t = 10_000)]
+    pub progress_rows: usize,
 
     /// Seconds between status lines (0: none).
     #[arg(long, env = "GRIDFLOW_STATUS_INTERVAL", default_value_t = 5)]
@@ -165,6 +176,7 @@ impl RunArgs {
                 start,
                 tick,
                 regions: self.regions,
+                user_updates: !self.no_user_updates,
                 ..GeneratorConfig::default()
             }),
         }
@@ -177,6 +189,7 @@ impl RunArgs {
             window: self.window,
             clock: self.effective_clock(),
             max_inflight: self.max_inflight,
+            progress_rows: self.progress_rows.max(1),
             sink_ods_and_dwd,
         })
     }

@@ -111,13 +111,13 @@ pub fn write_warehouse(dir: &Path, warehouse: &Warehouse) -> io::Result<()> {
             vec![
                 d.fact.consumption_id.to_string(),
                 d.fact.user_id.to_string(),
-                d.dim.user_name.clone(),
+                d.dim.user_name.to_string(),
                 format_cents(d.fact.amount),
                 format_cents(d.fact.cost),
                 format_millis(d.fact.date),
                 d.dim.region_id.to_string(),
-                d.dim.region_name.clone(),
-                d.dim.usage_type.clone(),
+                d.dim.region_name.to_string(),
+                d.dim.usage_type.to_string(),
             ]
         }),
     )?;
@@ -137,7 +137,7 @@ pub fn write_warehouse(dir: &Path, warehouse: &Warehouse) -> io::Result<()> {
         warehouse.region_stats.iter().map(|s| {
             vec![
                 s.region_id.to_string(),
-                s.region_name.clone(),
+                s.region_name.to_string(),
                 format_millis(s.stat_date),
                 format_cents(s.total_consumption),
                 format_cents(s.total_cost),
@@ -163,9 +163,9 @@ pub fn write_warehouse(dir: &Path, warehouse: &Warehouse) -> io::Result<()> {
         warehouse.rankings.iter().map(|r| {
             vec![
                 r.user_id.to_string(),
-                r.user_name.clone(),
+                r.user_name.to_string(),
                 r.region_id.to_string(),
-                r.region_name.clone(),
+                r.region_name.to_string(),
                 format_millis(r.stat_date),
                 format_cents(r.total_consumption),
                 format_cents(r.total_cost),
@@ -201,7 +201,7 @@ pub fn write_warehouse(dir: &Path, warehouse: &Warehouse) -> io::Result<()> {
                 id,
                 format_millis(d.stat_date),
                 d.region_id.to_string(),
-                d.region_name.clone(),
+                d.region_name.to_string(),
                 format_cents(d.total_consumption),
                 format_cents(d.total_cost),
                 d.user_count.to_string(),
@@ -209,7 +209,7 @@ pub fn write_warehouse(dir: &Path, warehouse: &Warehouse) -> io::Result<()> {
                 d.peak_hour.to_string(),
                 format_cents(d.peak_consumption),
                 d.top_user_id.to_string(),
-                d.top_user_name.clone(),
+                d.top_user_name.to_string(),
                 format_cents(d.top_user_consumption),
             ]
         }),

@@ -92,6 +92,9 @@ pub struct GeneratorConfig {
     pub regions: i32,
     /// `consumption_date` is uniform within this many milliseconds behind the clock.
     pub max_past: Millis,
+    /// Whether the user stream goes on with updates after the sequence (`true`), or ends after
+    /// inserting `1..=users`, as the source's DataGen does (`false`).
+    pub user_updates: bool,
 }
 
 impl Default for GeneratorConfig {
@@ -106,6 +109,7 @@ impl Default for GeneratorConfig {
             tick: 1000,
             regions: 10,
             max_past: 8_640_000,
+            user_updates: true,
         }
     }
 }
@@ -382,8 +386,13 @@ impl Source for Generator {
         let end = start + (self.next_tick as Millis + 1) * tick;
 
         let mut users = Vec::new();
-        while let Some(time) =
-            emit_time(start, self.config.user_rate, self.next_user).filter(|&time| time < end)
+        let user_rows_end = if self.config.user_updates {
+            u64::MAX
+        } else {
+            self.config.users
+        };
+        while let Some(time) = emit_time(start, self.config.user_rate, self.next_user)
+            .filter(|&time| time < end && self.next_user < user_rows_end)
         {
             users.extend(self.user_row(self.next_user, time));
             self.next_user += 1;
@@ -427,6 +436,7 @@ mod tests {
             tick: 1000,
             regions: 10,
             max_past: 60_000,
+            user_updates: true,
         }
     }
 
@@ -754,5 +764,20 @@ mod tests {
         let b = consumption_rows(&merged(&GeneratorConfig { seed: 8, ..small() }, 1));
         assert_ne!(a, b);
         assert_eq!(a, consumption_rows(&merged(&small(), 1)));
+    }
+
+    #[test]
+    fn without_updates_the_user_stream_ends_after_the_sequence() {
+        let config = GeneratorConfig {
+            user_updates: false,
+            ..small()
+        };
+        let mut ids = Vec::new();
+        for (_, (users, _)) in merged(&config, 2) {
+            ids.extend(users.iter().map(|(id, row)| (*id, row.is_some())));
+        }
+        ids.sort();
+        let expected: Vec<(UserId, bool)> = (1..=40).map(|id| (id, true)).collect();
+        assert_eq!(ids, expected);
     }
 }

@@ -236,10 +236,10 @@ mod tests {
         );
         assert_eq!(w.details.len(), 1);
         let dim = &w.details[0].dim;
-        assert_eq!(dim.user_name, "未知用户");
+        assert_eq!(&*dim.user_name, "未知用户");
         assert_eq!(dim.region_id, 0);
-        assert_eq!(dim.region_name, "未知地区");
-        assert_eq!(dim.usage_type, "未知");
+        assert_eq!(&*dim.region_name, "未知地区");
+        assert_eq!(&*dim.usage_type, "未知");
         assert_eq!(
             (
                 UNKNOWN_USER_NAME,
@@ -303,7 +303,7 @@ mod tests {
         let keys = |w: &Warehouse| -> Vec<(RegionId, String, Cents)> {
             w.region_stats
                 .iter()
-                .map(|s| (s.region_id, s.region_name.clone(), s.total_consumption))
+                .map(|s| (s.region_id, s.region_name.to_string(), s.total_consumption))
                 .collect()
         };
         assert_eq!(keys(&before), vec![(10, "东区".to_string(), 300)]);
@@ -337,7 +337,7 @@ mod tests {
         assert_eq!(ranks, vec![(1, 300, 3), (2, 500, 1), (3, 500, 2)]);
         assert_eq!(w.dashboards.len(), 1);
         assert_eq!(w.dashboards[0].top_user_id, 2);
-        assert_eq!(w.dashboards[0].top_user_name, "b");
+        assert_eq!(&*w.dashboards[0].top_user_name, "b");
         assert_eq!(w.dashboards[0].top_user_consumption, 500);
         assert_eq!(w.region_stats[0].user_count, 3);
         assert_eq!(w.region_stats[0].total_consumption, 1300);
@@ -375,8 +375,8 @@ mod tests {
         let c = readings(vec![reading(1, 1, 100, 0), reading(2, 2, 100, 0)]);
         let w = recompute(&u, &c, 5 * SECOND);
         assert_eq!(w.region_stats.len(), 1);
-        assert_eq!(w.region_stats[0].region_name, "Beta");
-        assert_eq!(w.dashboards[0].region_name, "Beta");
+        assert_eq!(&*w.region_stats[0].region_name, "Beta");
+        assert_eq!(&*w.dashboards[0].region_name, "Beta");
     }
 
     #[test]

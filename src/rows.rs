@@ -10,6 +10,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Text copied into many rows (names, regions, usage types): shared, so copying a row copies a
+/// pointer, not the characters.
+pub type Text = std::sync::Arc<str>;
+
 /// A DECIMAL(10,2) value in hundredths: `123.45` is `12345`.
 pub type Cents = i64;
 /// A TIMESTAMP(3) value in milliseconds since 1970-01-01T00:00:00 (treated as UTC).
@@ -66,26 +70,29 @@ pub struct Consumption {
 /// A consumption row whose user does not exist joins with [`Dim::unknown`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Dim {
-    pub user_name: String,
+    pub user_name: Text,
     pub region_id: RegionId,
-    pub region_name: String,
-    pub usage_type: String,
+    pub region_name: Text,
+    pub usage_type: Text,
 }
 
 impl Dim {
     /// The COALESCE defaults of SPEC §3, applied column by column to a (possibly absent) user.
     pub fn of(user: Option<&User>) -> Dim {
         Dim {
-            user_name: user
-                .and_then(|u| u.user_name.clone())
-                .unwrap_or_else(|| UNKNOWN_USER_NAME.to_string()),
+            user_name: Text::from(
+                user.and_then(|u| u.user_name.as_deref())
+                    .unwrap_or(UNKNOWN_USER_NAME),
+            ),
             region_id: user.and_then(|u| u.region_id).unwrap_or(UNKNOWN_REGION_ID),
-            region_name: user
-                .and_then(|u| u.region_name.clone())
-                .unwrap_or_else(|| UNKNOWN_REGION_NAME.to_string()),
-            usage_type: user
-                .and_then(|u| u.usage_type.clone())
-                .unwrap_or_else(|| UNKNOWN_USAGE_TYPE.to_string()),
+            region_name: Text::from(
+                user.and_then(|u| u.region_name.as_deref())
+                    .unwrap_or(UNKNOWN_REGION_NAME),
+            ),
+            usage_type: Text::from(
+                user.and_then(|u| u.usage_type.as_deref())
+                    .unwrap_or(UNKNOWN_USAGE_TYPE),
+            ),
         }
     }
 
@@ -129,7 +136,7 @@ pub struct Detail {
 pub struct RegionStats {
     pub region_id: RegionId,
     pub stat_date: Millis,
-    pub region_name: String,
+    pub region_name: Text,
     pub total_consumption: Cents,
     pub total_cost: Cents,
     pub user_count: i64,
@@ -146,9 +153,9 @@ pub struct RegionStats {
 pub struct UserRanking {
     pub user_id: UserId,
     pub stat_date: Millis,
-    pub user_name: String,
+    pub user_name: Text,
     pub region_id: RegionId,
-    pub region_name: String,
+    pub region_name: Text,
     pub total_consumption: Cents,
     pub total_cost: Cents,
     pub ranking: u64,
@@ -159,7 +166,7 @@ pub struct UserRanking {
 pub struct Dashboard {
     pub region_id: RegionId,
     pub stat_date: Millis,
-    pub region_name: String,
+    pub region_name: Text,
     pub total_consumption: Cents,
     pub total_cost: Cents,
     pub user_count: i64,
@@ -167,7 +174,7 @@ pub struct Dashboard {
     pub peak_hour: u32,
     pub peak_consumption: Cents,
     pub top_user_id: UserId,
-    pub top_user_name: String,
+    pub top_user_name: Text,
     pub top_user_consumption: Cents,
 }
 
@@ -230,9 +237,9 @@ mod tests {
             update_time: None,
         };
         let dim = Dim::of(Some(&user));
-        assert_eq!(dim.user_name, "a");
+        assert_eq!(&*dim.user_name, "a");
         assert_eq!(dim.region_id, UNKNOWN_REGION_ID);
-        assert_eq!(dim.region_name, "r");
-        assert_eq!(dim.usage_type, UNKNOWN_USAGE_TYPE);
+        assert_eq!(&*dim.region_name, "r");
+        assert_eq!(&*dim.usage_type, UNKNOWN_USAGE_TYPE);
     }
 }

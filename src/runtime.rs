@@ -54,8 +54,11 @@ pub struct RunConfig {
     /// The tumbling window, in milliseconds.
     pub window: Millis,
     pub clock: Clock,
-    /// On the simulated clock, how many ticks may be in the dataflow at once.
+    /// On the simulated clock, how many sealed batches may be in the dataflow at once.
     pub max_inflight: usize,
+    /// On the simulated clock, how many rows a worker sends before it advances the input
+    /// frontier (the rows keep their own logical times).
+    pub progress_rows: usize,
     /// Which tables go to the sink: with `false`, only DWS and ADS (and errors).
     pub sink_ods_and_dwd: bool,
 }
@@ -221,9 +224,12 @@ fn drive(
     config: &RunConfig,
     metrics: &Metrics,
 ) {
-    // Ticks sealed but not yet complete, with the instant each was sealed.
+    // Batches sealed but not yet complete: the last time of each, and the instant it was sealed.
     let mut inflight: VecDeque<(Time, Instant)> = VecDeque::new();
     let report_progress = worker.index() == 0;
+    // Rows sent since the input frontier last advanced, and the last time they carry.
+    let mut unsealed_rows = 0;
+    let mut unsealed_time: Option<Time> = None;
     while let Some(tick) = source.next_tick() {
         if config.clock == Clock::Wall {
             wait_for_wall_clock(
@@ -235,32 +241,56 @@ fn drive(
                 report_progress,
             );
         }
-        users_input.advance_to(tick.time);
-        consumption_input.advance_to(tick.time);
+        if unsealed_time.is_none() {
+            users_input.advance_to(tick.time);
+            consumption_input.advance_to(tick.time);
+        }
         Metrics::add(&metrics.ods_user_rows, tick.users.len() as u64);
         Metrics::add(&metrics.ods_consumption_rows, tick.consumption.len() as u64);
+        unsealed_rows += tick.len();
+        unsealed_time = Some(tick.time);
         for (key, row) in tick.users {
             users_input.send((key, row, tick.time));
         }
         for (key, row) in tick.consumption {
             consumption_input.send((key, row, tick.time));
         }
-        users_input.advance_to(tick.time + 1);
-        consumption_input.advance_to(tick.time + 1);
-        users_input.flush();
-        consumption_input.flush();
-        inflight.push_back((tick.time, Instant::now()));
-        worker.step();
-        retire_completed(probe, &mut inflight, metrics, report_progress);
-        while inflight.len() > config.max_inflight.max(1) {
+        // Every row carries its own tick's time; the frontier advances once per batch of rows
+        // on the simulated clock (each tick on the wall clock), which only changes how much
+        // work the dataflow sees at once, never the times of the results.
+        if config.clock == Clock::Wall || unsealed_rows >= config.progress_rows {
+            seal(users_input, consumption_input, tick.time, &mut inflight);
+            unsealed_rows = 0;
+            unsealed_time = None;
             worker.step();
             retire_completed(probe, &mut inflight, metrics, report_progress);
+            while inflight.len() > config.max_inflight.max(1) {
+                worker.step();
+                retire_completed(probe, &mut inflight, metrics, report_progress);
+            }
         }
+    }
+    if let Some(time) = unsealed_time {
+        seal(users_input, consumption_input, time, &mut inflight);
     }
     while !inflight.is_empty() && !probe.done() {
         worker.step();
         retire_completed(probe, &mut inflight, metrics, report_progress);
     }
+}
+
+/// Advances the inputs past `time`, so the dataflow can complete every time up to it.
+fn seal(
+    users_input: &mut InputHandle<Time, (UserId, Option<User>, Time)>,
+    consumption_input: &mut InputHandle<Time, (ConsumptionId, Option<Consumption>, Time)>,
+    time: Time,
+    inflight: &mut VecDeque<(Time, Instant)>,
+) {
+    users_input.advance_to(time + 1);
+    consumption_input.advance_to(time + 1);
+    users_input.flush();
+    consumption_input.flush();
+    inflight.push_back((time, Instant::now()));
 }
 
 /// Records latency and progress for every tick the probe has passed.

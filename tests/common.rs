@@ -47,11 +47,24 @@ pub fn run_and_export(
     window: i64,
     out: &Path,
 ) -> Metrics {
+    run_and_export_with(source, workers, serialize, window, 1_000, out)
+}
+
+/// As [`run_and_export`], advancing the input frontier every `progress_rows` rows per worker.
+pub fn run_and_export_with(
+    source: SourceSpec,
+    workers: usize,
+    serialize: bool,
+    window: i64,
+    progress_rows: usize,
+    out: &Path,
+) -> Metrics {
     let config = RunConfig {
         timely: timely_config(workers, serialize),
         window,
         clock: Clock::Simulated,
         max_inflight: 4,
+        progress_rows,
         sink_ods_and_dwd: true,
     };
     let metrics = Arc::new(Metrics::default());

@@ -49,6 +49,8 @@ struct Params {
     workers: usize,
     serialize: bool,
     max_inflight: usize,
+    /// Rows a worker sends before the input frontier advances (rows keep their tick's time).
+    progress_rows: usize,
 }
 
 impl Params {
@@ -69,6 +71,7 @@ impl Params {
             window: self.window,
             clock: Clock::Simulated,
             max_inflight: self.max_inflight,
+            progress_rows: self.progress_rows,
             sink_ods_and_dwd: true,
         }
     }
@@ -340,13 +343,17 @@ fn params() -> impl Strategy<Value = Params> {
         1..=3usize,
         any::<bool>(),
         1..=4usize,
+        proptest::sample::select(vec![1, 5, 20, 1000]),
     )
-        .prop_map(|(window, workers, serialize, max_inflight)| Params {
-            window,
-            workers,
-            serialize,
-            max_inflight,
-        })
+        .prop_map(
+            |(window, workers, serialize, max_inflight, progress_rows)| Params {
+                window,
+                workers,
+                serialize,
+                max_inflight,
+                progress_rows,
+            },
+        )
 }
 
 proptest! {
@@ -427,24 +434,28 @@ const SCENARIO_PARAMS: [Params; 4] = [
         workers: 1,
         serialize: false,
         max_inflight: 1,
+        progress_rows: 1,
     },
     Params {
         window: 5 * SECOND,
         workers: 2,
         serialize: true,
         max_inflight: 4,
+        progress_rows: 3,
     },
     Params {
         window: HOUR,
         workers: 3,
         serialize: false,
         max_inflight: 2,
+        progress_rows: 1000,
     },
     Params {
         window: DAY,
         workers: 3,
         serialize: true,
         max_inflight: 1,
+        progress_rows: 7,
     },
 ];
 
@@ -468,8 +479,8 @@ fn detail_dims(w: &Warehouse) -> Vec<(ConsumptionId, RegionId, String, String)> 
             (
                 d.fact.consumption_id,
                 d.dim.region_id,
-                d.dim.region_name.clone(),
-                d.dim.user_name.clone(),
+                d.dim.region_name.to_string(),
+                d.dim.user_name.to_string(),
             )
         })
         .collect()
@@ -544,7 +555,7 @@ fn a_user_moving_region_then_deleted_takes_its_rows_back_to_the_unknown_region()
             .iter()
             .find(|d| d.fact.consumption_id == 10)
             .expect("row 10 is in DWD");
-        (d.dim.region_id, d.dim.region_name.clone())
+        (d.dim.region_id, d.dim.region_name.to_string())
     };
     assert_eq!(region_of_10(&actuals[0]), (1, "东区".to_string()));
     assert_eq!(region_of_10(&actuals[1]), (3, "北区".to_string()));
