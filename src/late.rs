@@ -12,33 +12,30 @@ use std::sync::Arc;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
-use crate::dataflows::ods::UpsertStream;
+use crate::dataflows::Table;
 use crate::metrics::Metrics;
-use crate::rows::{Consumption, ConsumptionId, Millis};
+use crate::rows::Millis;
 use crate::source::Time;
 
 /// The source's watermark delay: `WATERMARK FOR consumption_date AS consumption_date - INTERVAL '5' SECOND`.
 pub const WATERMARK_DELAY: Millis = 5_000;
 
-/// Counts the late rows of `consumption` into `metrics.late_rows`.
-pub fn count_late_rows(
-    consumption: UpsertStream<'_, ConsumptionId, Consumption>,
-    metrics: Arc<Metrics>,
-) {
+/// Counts the late rows among the consumption rows arriving in `dates` (the
+/// `consumption_date` of each new or changed `ods_power_consumption` row) into
+/// `metrics.late_rows`.
+pub fn count_late_rows(dates: Table<'_, Millis>, metrics: Arc<Metrics>) {
     let mut dates_by_time: BTreeMap<Time, Vec<Millis>> = BTreeMap::new();
     let mut max_date: Option<Millis> = None;
-    let to_worker_zero = Exchange::new(|_: &(ConsumptionId, Option<Consumption>, Time)| 0);
-    consumption.sink(
+    let to_worker_zero = Exchange::new(|_: &(Millis, Time, isize)| 0);
+    dates.inner.sink(
         to_worker_zero,
         "late.watermark",
         move |(input, frontier)| {
             input.for_each(|_, data| {
-                for (_, row, time) in data.drain(..) {
-                    if let Some(row) = row {
-                        dates_by_time
-                            .entry(time)
-                            .or_default()
-                            .push(row.consumption_date);
+                for (date, time, diff) in data.drain(..) {
+                    // Retractions are rows leaving (replaced or deleted), not rows arriving.
+                    if diff > 0 {
+                        dates_by_time.entry(time).or_default().push(date);
                     }
                 }
             });

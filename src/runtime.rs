@@ -133,8 +133,13 @@ where
             let errors = scope.input_from(&mut errors_input).as_collection();
             let users = scope.input_from(&mut users_input);
             let consumption = scope.input_from(&mut consumption_input);
-            count_late_rows(consumption.clone(), worker_metrics.clone());
             let layers = warehouse(users, consumption, window);
+            let arriving_dates = layers
+                .ods
+                .consumption
+                .clone()
+                .as_collection(|_, c| c.consumption_date);
+            count_late_rows(arriving_dates, worker_metrics.clone());
             let m = &worker_metrics;
             let details = count_updates(layers.dwd.details, m, |m| &m.dwd_updates);
             let region_stats = count_updates(layers.dws.region_stats, m, |m| &m.dws_region_updates);
