@@ -121,6 +121,11 @@ pub struct RunArgs {
     #[arg(long, env = "GRIDFLOW_PROGRESS_ROWS", default_value_t = 10_000)]
     pub progress_rows: usize,
 
+    /// Arrangement merge work per idle scheduling quantum (differential's idle merge effort);
+    /// unset, batches merge only as new batches arrive.
+    #[arg(long, env = "GRIDFLOW_MERGE_EFFORT")]
+    pub merge_effort: Option<isize>,
+
     /// Seconds between status lines (0: none).
     #[arg(long, env = "GRIDFLOW_STATUS_INTERVAL", default_value_t = 5)]
     pub status_interval: u64,
@@ -243,9 +248,15 @@ impl RunArgs {
         } else {
             CommunicationConfig::Thread
         };
+        let mut worker = timely::WorkerConfig::default();
+        if let Some(effort) = self.merge_effort {
+            // Merge arrangement batches while idle, so retracted history is compacted sooner.
+            let options = differential_dataflow::Config::default().idle_merge_effort(Some(effort));
+            differential_dataflow::configure(&mut worker, &options);
+        }
         Ok(timely::Config {
             communication,
-            worker: timely::WorkerConfig::default(),
+            worker,
         })
     }
 }

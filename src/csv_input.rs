@@ -169,7 +169,6 @@ impl Source for CsvReplay {
         let time = self.time_of_batch(batch);
         Some(Tick {
             time,
-            clock: time as Millis,
             users: last_upsert_wins(take_range(&self.users, user_range)),
             consumption: last_upsert_wins(take_range(&self.consumption, consumption_range)),
         })

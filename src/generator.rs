@@ -411,7 +411,6 @@ impl Source for Generator {
         self.next_tick += 1;
         Some(Tick {
             time: end as Time,
-            clock: end,
             users: last_upsert_wins(users),
             consumption,
         })
@@ -464,7 +463,6 @@ mod tests {
         for (worker, ticks) in runs.iter().enumerate() {
             assert_eq!(ticks.iter().map(|t| t.time).collect::<Vec<_>>(), times);
             for tick in ticks {
-                assert_eq!(tick.clock as Time, tick.time);
                 let entry = union.entry(tick.time).or_default();
                 for (id, row) in &tick.users {
                     assert_eq!(owner_of(*id, peers), worker);

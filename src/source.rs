@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use crate::rows::{Consumption, ConsumptionId, Millis, User, UserId};
+use crate::rows::{Consumption, ConsumptionId, User, UserId};
 
 /// A logical time of the dataflow. Sources map their clock onto it (`docs/semantics.md`).
 pub type Time = u64;
@@ -21,11 +21,9 @@ pub type Upsert<K, R> = (K, Option<R>);
 /// The rows one worker introduces at one logical time.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tick {
-    /// The logical time of every row in the tick.
+    /// The logical time of every row in the tick: the source clock at the tick's end, in epoch
+    /// milliseconds, which is also the instant processing-time columns report for it.
     pub time: Time,
-    /// The source clock at the end of the tick, in epoch milliseconds: the instant the engine's
-    /// processing-time columns (`etl_time`, `update_time`) report for this logical time.
-    pub clock: Millis,
     pub users: Vec<Upsert<UserId, User>>,
     pub consumption: Vec<Upsert<ConsumptionId, Consumption>>,
 }
@@ -109,7 +107,6 @@ impl Source for Scripted {
             .collect();
         Some(Tick {
             time: tick.time,
-            clock: tick.clock,
             users: last_upsert_wins(users),
             consumption: last_upsert_wins(consumption),
         })

@@ -386,7 +386,6 @@ fn tick(
     let time = START + (k as Millis + 1) * SECOND;
     Tick {
         time: time as Time,
-        clock: time,
         users,
         consumption,
     }
