@@ -196,6 +196,7 @@ impl RunArgs {
             max_inflight: self.max_inflight,
             progress_rows: self.progress_rows.max(1),
             sink_ods_and_dwd,
+            stop: Default::default(),
         })
     }
 

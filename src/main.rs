@@ -33,6 +33,10 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
     let config = args
         .run_config(args.export.is_some())
         .map_err(anyhow::Error::msg)?;
+    // Ctrl-C stops the sources; the run then drains and prints its totals.
+    let stop = config.stop.clone();
+    ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))
+        .context("cannot install the Ctrl-C handler")?;
     let metrics = Arc::new(Metrics::default());
     let finished = Arc::new(AtomicBool::new(false));
     let status = spawn_status_line(&metrics, &finished, args.status_interval);

@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -61,6 +62,9 @@ pub struct RunConfig {
     pub progress_rows: usize,
     /// Which tables go to the sink: with `false`, only DWS and ADS (and errors).
     pub sink_ods_and_dwd: bool,
+    /// Set to stop the sources: every worker stops reading input, and the run ends once the
+    /// dataflow has caught up with what was read (Ctrl-C on an unbounded run).
+    pub stop: Arc<AtomicBool>,
 }
 
 /// A failure of a run as a whole (bad rows are not failures: they are counted and reported).
@@ -236,6 +240,9 @@ fn drive(
     let mut unsealed_rows = 0;
     let mut unsealed_time: Option<Time> = None;
     while let Some(tick) = source.next_tick() {
+        if config.stop.load(Ordering::Relaxed) {
+            break;
+        }
         if config.clock == Clock::Wall {
             wait_for_wall_clock(
                 worker,

@@ -66,6 +66,7 @@ pub fn run_and_export_with(
         max_inflight: 4,
         progress_rows,
         sink_ods_and_dwd: true,
+        stop: Default::default(),
     };
     let metrics = Arc::new(Metrics::default());
     let outcome =

@@ -151,3 +151,39 @@ fn read_ods<R>(
         .map(|row| (key(&row), row))
         .collect()
 }
+
+#[test]
+fn ctrl_c_stops_an_unbounded_run_with_its_totals() {
+    let child = gridflow(&[
+        "--clock",
+        "wall",
+        "--tick",
+        "50ms",
+        "--consumption-rate",
+        "100",
+    ])
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let totals = stderr
+        .lines()
+        .find(|line| line.starts_with("done in"))
+        .expect("a totals line");
+    // About 1.5 s at 100 rows/s went in before the stop.
+    let consumption: u64 = totals
+        .split("consumption=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("a consumption count");
+    assert!((50..=400).contains(&consumption), "{totals}");
+}

@@ -73,6 +73,7 @@ impl Params {
             max_inflight: self.max_inflight,
             progress_rows: self.progress_rows,
             sink_ods_and_dwd: true,
+            stop: Default::default(),
         }
     }
 }
