@@ -7,7 +7,7 @@
 //! one. The export, the tests and the database sinks are all `ChangeSink`s.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
@@ -43,29 +43,24 @@ pub trait ChangeSink {
 /// Routes `rows` to worker 0 and hands each completed time's changes to `sink` there. Every
 /// worker builds the operator; only worker 0 passes a sink.
 pub fn sink<S: ChangeSink + 'static>(rows: Table<'_, TableRow>, sink: Option<Rc<RefCell<S>>>) {
-    let mut pending: Vec<(TableRow, Time, isize)> = Vec::new();
+    // Changes not yet complete, by time; the completed ones are always a prefix.
+    let mut pending: BTreeMap<Time, Vec<(TableRow, isize)>> = BTreeMap::new();
     let to_worker_zero = Exchange::new(|_: &(TableRow, Time, isize)| 0);
     rows.inner
         .sink(to_worker_zero, "sink.changes", move |(input, frontier)| {
-            input.for_each(|_, data| pending.append(data));
-            if pending.is_empty() || pending.iter().all(|(_, time, _)| frontier.less_equal(time)) {
-                return;
-            }
-            pending.sort_by_key(|(_, time, _)| *time);
-            let complete = pending.partition_point(|(_, time, _)| !frontier.less_equal(time));
-            let mut done: Vec<(TableRow, Time, isize)> = pending.drain(..complete).collect();
-            let Some(sink) = &sink else { return };
-            let mut sink = sink.borrow_mut();
-            while !done.is_empty() {
-                let time = done[0].1;
-                let same_time = done.partition_point(|(_, t, _)| *t == time);
-                let mut changes: Vec<(TableRow, isize)> = done
-                    .drain(..same_time)
-                    .map(|(row, _, diff)| (row, diff))
-                    .collect();
+            input.for_each(|_, data| {
+                for (row, time, diff) in data.drain(..) {
+                    pending.entry(time).or_default().push((row, diff));
+                }
+            });
+            while let Some(entry) = pending.first_entry() {
+                if frontier.less_equal(entry.key()) {
+                    break;
+                }
+                let (time, mut changes) = entry.remove_entry();
                 consolidate(&mut changes);
-                if !changes.is_empty() {
-                    sink.apply(time, &changes);
+                if let (Some(sink), false) = (&sink, changes.is_empty()) {
+                    sink.borrow_mut().apply(time, &changes);
                 }
             }
         });
