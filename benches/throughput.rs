@@ -24,7 +24,15 @@ fn main() {
         for _ in 0..rounds {
             let started = Instant::now();
             let output = Command::new(env!("CARGO_BIN_EXE_gridflow"))
-                .args(["run", "--clock", "simulated", "--status-interval", "0"])
+                .args([
+                    "run",
+                    "--clock",
+                    "simulated",
+                    "--status-interval",
+                    "0",
+                    "--sink",
+                    "none",
+                ])
                 .args([
                     "--consumptions",
                     &rows.to_string(),

@@ -36,6 +36,14 @@ pub struct RunArgs {
     #[arg(long, env = "GRIDFLOW_EXPORT", value_name = "DIR")]
     pub export: Option<PathBuf>,
 
+    /// Where the DWS and ADS tables go: `sqlite://PATH` (default `sqlite://gridflow.db`).
+    #[arg(long, env = "GRIDFLOW_SINK", value_name = "URL")]
+    pub sink: Option<String>,
+
+    /// Write the ODS and DWD tables to the sink too.
+    #[arg(long, env = "GRIDFLOW_SINK_ODS_DWD")]
+    pub sink_ods_dwd: bool,
+
     /// The clock pacing the input: `wall` (real time) or `simulated` (as fast as possible).
     /// A CSV replay always runs simulated.
     #[arg(long, env = "GRIDFLOW_CLOCK", value_enum, default_value_t = Clock::Wall)]
@@ -135,6 +143,16 @@ pub struct RunArgs {
 pub const DEFAULT_SIMULATED_START: Millis = 1_704_067_200_000;
 
 impl RunArgs {
+    /// The database sink these options name.
+    pub fn sink_target(&self) -> Result<crate::sinks::SinkTarget, String> {
+        match &self.sink {
+            Some(url) => crate::sinks::SinkTarget::parse(url),
+            None => Ok(crate::sinks::SinkTarget::Sqlite(
+                crate::sinks::DEFAULT_SQLITE_PATH.into(),
+            )),
+        }
+    }
+
     /// Whether the input ends (a replay, or a generator with `--consumptions`).
     pub fn bounded(&self) -> bool {
         self.input.is_some() || self.consumptions.is_some()

@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod reference;
 pub mod rows;
 pub mod runtime;
+pub mod sinks;
 pub mod source;
 pub mod values;

@@ -2,7 +2,7 @@
 //! writes the export when the input is bounded.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -13,6 +13,8 @@ use gridflow::dataflows::sink::Materialized;
 use gridflow::export::{write_errors, write_warehouse};
 use gridflow::metrics::{peak_memory_bytes, Metrics, MetricsSnapshot};
 use gridflow::runtime::run;
+use gridflow::sinks::sqlite::Sqlite;
+use gridflow::sinks::{DatabaseSink, SinkTarget, Tee};
 
 /// mimalloc: the arrangements allocate and free many small batches and strings; glibc's
 /// allocator spent a fifth of the run consolidating free lists (measured in docs/benchmarks.md).
@@ -31,7 +33,7 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
         bail!("--export needs bounded input: give --consumptions N or --input DIR");
     }
     let config = args
-        .run_config(args.export.is_some())
+        .run_config(args.export.is_some() || args.sink_ods_dwd)
         .map_err(anyhow::Error::msg)?;
     // Ctrl-C stops the sources; the run then drains and prints its totals.
     let stop = config.stop.clone();
@@ -41,7 +43,30 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
     let finished = Arc::new(AtomicBool::new(false));
     let status = spawn_status_line(&metrics, &finished, args.status_interval);
 
-    let make_sink = args.export.as_ref().map(|_| Materialized::default);
+    let database = match args.sink_target().map_err(anyhow::Error::msg)? {
+        SinkTarget::Sqlite(path) => {
+            let database = Sqlite::open(&path)
+                .with_context(|| format!("cannot open the sink {}", path.display()))?;
+            let sink = DatabaseSink::new(database, args.sink_ods_dwd)
+                .context("cannot read the sink's progress")?;
+            if let Some(upto) = sink.applied_upto() {
+                eprintln!("the sink has applied up to logical time {upto}; earlier change sets are skipped");
+            }
+            Some(sink)
+        }
+        SinkTarget::None => None,
+    };
+    let export = args.export.as_ref().map(|_| Materialized::default());
+    // Worker 0 takes the sinks out of this slot when it starts; with neither, no changes leave.
+    let slot = Mutex::new(Some(Tee(export, database)));
+    let wants_changes =
+        args.export.is_some() || args.sink_target().is_ok_and(|t| t != SinkTarget::None);
+    let make_sink = wants_changes.then_some(move || {
+        slot.lock()
+            .expect("the sink slot")
+            .take()
+            .expect("one sink per run")
+    });
     let outcome = run(config, args.source(), make_sink, metrics.clone());
     finished.store(true, Ordering::Relaxed);
     if let Some(status) = status {
@@ -58,7 +83,19 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
         outcome.elapsed.as_secs_f64(),
         totals.status_line(&MetricsSnapshot::default(), outcome.elapsed)
     );
-    if let (Some(dir), Some(sink)) = (&args.export, outcome.sink) {
+    let Some(Tee(export, database)) = outcome.sink else {
+        return Ok(());
+    };
+    if let Some(database) = database {
+        let upto = database
+            .applied_upto()
+            .map_or("-".to_string(), |t| t.to_string());
+        eprintln!(
+            "sink applied up to logical time {upto} ({} change sets skipped as already applied)",
+            database.skipped
+        );
+    }
+    if let (Some(dir), Some(sink)) = (&args.export, export) {
         let (warehouse, errors) = sink.snapshot();
         write_warehouse(dir, &warehouse)
             .with_context(|| format!("cannot write the export to {}", dir.display()))?;

@@ -33,9 +33,17 @@ fn generator_exports_the_same_bytes_with_1_2_and_4_workers() {
     }
 }
 
+/// The binary with the given `run` options, writing its sink into a fresh scratch file.
 fn gridflow(args: &[&str]) -> Command {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let database = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("processes-{run}.db"));
+    let _ = std::fs::remove_file(&database);
     let mut command = Command::new(env!("CARGO_BIN_EXE_gridflow"));
-    command.args(["run", "--status-interval", "0"]).args(args);
+    command
+        .args(["run", "--status-interval", "0", "--sink"])
+        .arg(format!("sqlite://{}", database.display()))
+        .args(args);
     command
 }
 

@@ -5,3 +5,4 @@ mod fixture;
 mod processes;
 mod properties;
 mod replay_errors;
+mod sinks;

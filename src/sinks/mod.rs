@@ -1,0 +1,265 @@
+//! Database sinks: each completed logical time's changes applied in one transaction, together
+//! with the sink's progress, so a restarted job skips what it already applied (exactly once).
+//!
+//! The dataflow hands a sink consolidated change sets ([`crate::dataflows::sink`]). Here a
+//! change set becomes row operations per table — an upsert for each new row version, a delete
+//! for each retracted key that no new version replaces — and a [`Database`] applies them and
+//! the new progress atomically.
+
+pub mod sqlite;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::dataflows::sink::{ChangeSink, TableRow};
+use crate::export::dashboard_id;
+use crate::rows::{Millis, RegionId, UserId};
+use crate::source::Time;
+
+/// Where a sink writes, from `--sink URL`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SinkTarget {
+    /// `sqlite://PATH`: an embedded database file (the default, `./gridflow.db`).
+    Sqlite(PathBuf),
+    /// `none`: the tables go nowhere (benchmarks of the dataflow alone).
+    None,
+}
+
+/// The file `gridflow run` writes when no `--sink` is given.
+pub const DEFAULT_SQLITE_PATH: &str = "gridflow.db";
+
+impl SinkTarget {
+    /// Parses a sink URL.
+    pub fn parse(url: &str) -> Result<SinkTarget, String> {
+        if url == "none" {
+            return Ok(SinkTarget::None);
+        }
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(format!("{url:?} names no file: use sqlite://PATH or none"));
+            }
+            return Ok(SinkTarget::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgresql://") || url.starts_with("postgres://") {
+            return Err(
+                "the PostgreSQL sink is not built yet (issue 3): use sqlite://PATH".to_string(),
+            );
+        }
+        Err(format!(
+            "{url:?} is not a sink URL: use sqlite://PATH or none"
+        ))
+    }
+}
+
+/// The key of a row in its table, for deciding which retractions are deletes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RowKey {
+    User(UserId),
+    Consumption(i64),
+    RegionStats(RegionId, Millis),
+    Ranking(UserId, Millis),
+    Dashboard(String),
+    Error,
+}
+
+/// The key of `row` in its table.
+pub fn key_of(row: &TableRow) -> RowKey {
+    match row {
+        TableRow::User(u) => RowKey::User(u.user_id),
+        TableRow::Consumption(c) => RowKey::Consumption(c.consumption_id),
+        TableRow::Detail(d) => RowKey::Consumption(d.fact.consumption_id),
+        TableRow::RegionStats(s) => RowKey::RegionStats(s.region_id, s.stat_date),
+        TableRow::Ranking(r) => RowKey::Ranking(r.user_id, r.stat_date),
+        TableRow::Dashboard(d) => RowKey::Dashboard(dashboard_id(d.region_id, d.stat_date)),
+        TableRow::Error(_) => RowKey::Error,
+    }
+}
+
+/// The row operations of one change set.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RowOps<'a> {
+    /// New row versions, to insert or to replace the row with the same key.
+    pub upserts: Vec<&'a TableRow>,
+    /// Retracted rows whose key no new version replaces: their keys are deleted.
+    pub deletes: Vec<&'a TableRow>,
+}
+
+/// Whether a database sink writes `row`: DWS and ADS always, ODS and DWD when asked, malformed
+/// input rows never (they are not table rows).
+fn is_sunk(row: &TableRow, ods_and_dwd: bool) -> bool {
+    match row {
+        TableRow::RegionStats(_) | TableRow::Ranking(_) | TableRow::Dashboard(_) => true,
+        TableRow::User(_) | TableRow::Consumption(_) | TableRow::Detail(_) => ods_and_dwd,
+        TableRow::Error(_) => false,
+    }
+}
+
+/// Turns a consolidated change set into row operations on the tables the sink writes.
+pub fn row_ops(changes: &[(TableRow, isize)], ods_and_dwd: bool) -> RowOps<'_> {
+    let mut ops = RowOps::default();
+    let mut replaced: HashSet<(std::mem::Discriminant<TableRow>, RowKey)> = HashSet::new();
+    let changes: Vec<&(TableRow, isize)> = changes
+        .iter()
+        .filter(|(row, _)| is_sunk(row, ods_and_dwd))
+        .collect();
+    for (row, diff) in changes.iter().copied() {
+        if *diff > 0 {
+            replaced.insert((std::mem::discriminant(row), key_of(row)));
+            ops.upserts.push(row);
+        }
+    }
+    for (row, diff) in changes.iter().copied() {
+        if *diff < 0 && !replaced.contains(&(std::mem::discriminant(row), key_of(row))) {
+            ops.deletes.push(row);
+        }
+    }
+    ops
+}
+
+/// A failure to write to a sink's database.
+#[derive(Debug, Error)]
+pub enum SinkError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("sink at logical time {time}: {message}")]
+    Apply { time: Time, message: String },
+}
+
+/// A database that applies row operations and the sink's progress in one transaction.
+pub trait Database {
+    /// The logical time the sink has applied up to, if it applied anything.
+    fn progress(&mut self) -> Result<Option<Time>, SinkError>;
+    /// Applies `ops` for logical time `time` and records `time` as the progress, atomically.
+    fn apply(&mut self, time: Time, ops: &RowOps<'_>) -> Result<(), SinkError>;
+}
+
+/// A [`ChangeSink`] writing into a [`Database`], skipping every time at or below its progress.
+pub struct DatabaseSink<D: Database> {
+    database: D,
+    ods_and_dwd: bool,
+    applied_upto: Option<Time>,
+    /// Change sets skipped because an earlier run had applied them.
+    pub skipped: u64,
+}
+
+impl<D: Database> DatabaseSink<D> {
+    /// Opens the sink, reading the progress an earlier run left. With `ods_and_dwd` it writes
+    /// the ODS and DWD tables too.
+    pub fn new(mut database: D, ods_and_dwd: bool) -> Result<DatabaseSink<D>, SinkError> {
+        let applied_upto = database.progress()?;
+        Ok(DatabaseSink {
+            database,
+            ods_and_dwd,
+            applied_upto,
+            skipped: 0,
+        })
+    }
+
+    /// The logical time applied up to.
+    pub fn applied_upto(&self) -> Option<Time> {
+        self.applied_upto
+    }
+
+    /// The database, to read back in tests.
+    pub fn database(&mut self) -> &mut D {
+        &mut self.database
+    }
+}
+
+impl<D: Database> ChangeSink for DatabaseSink<D> {
+    fn apply(&mut self, time: Time, changes: &[(TableRow, isize)]) {
+        if self.applied_upto.is_some_and(|upto| time <= upto) {
+            self.skipped += 1;
+            return;
+        }
+        let ops = row_ops(changes, self.ods_and_dwd);
+        // A failed write stops the job: the panic ends the worker, and the run reports it.
+        if let Err(error) = self.database.apply(time, &ops) {
+            panic!("the sink could not apply logical time {time}: {error}");
+        }
+        self.applied_upto = Some(time);
+    }
+}
+
+impl<S: ChangeSink> ChangeSink for Option<S> {
+    fn apply(&mut self, time: Time, changes: &[(TableRow, isize)]) {
+        if let Some(sink) = self {
+            sink.apply(time, changes);
+        }
+    }
+}
+
+/// Two sinks fed the same change sets (the export and a database, say).
+pub struct Tee<A, B>(pub A, pub B);
+
+impl<A: ChangeSink, B: ChangeSink> ChangeSink for Tee<A, B> {
+    fn apply(&mut self, time: Time, changes: &[(TableRow, isize)]) {
+        self.0.apply(time, changes);
+        self.1.apply(time, changes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rows::{RegionStats, Text};
+
+    fn stats(region_id: RegionId, stat_date: Millis, total: i64) -> TableRow {
+        TableRow::RegionStats(RegionStats {
+            region_id,
+            stat_date,
+            region_name: Text::from("r"),
+            total_consumption: total,
+            total_cost: 0,
+            user_count: 1,
+            avg_consumption: total,
+            max_consumption: total,
+            min_consumption: total,
+            peak_hour: 0,
+        })
+    }
+
+    #[test]
+    fn a_new_version_of_a_key_is_an_upsert_and_a_lone_retraction_a_delete() {
+        let changes = vec![
+            (stats(1, 0, 100), -1),
+            (stats(1, 0, 150), 1),
+            (stats(2, 0, 70), -1),
+            (stats(3, 5_000, 10), 1),
+        ];
+        let ops = row_ops(&changes, false);
+        assert_eq!(ops.upserts, vec![&changes[1].0, &changes[3].0]);
+        assert_eq!(ops.deletes, vec![&changes[2].0]);
+    }
+
+    #[test]
+    fn ods_and_dwd_rows_are_written_only_when_asked() {
+        let user = crate::rows::User {
+            user_id: 1,
+            user_name: None,
+            usage_type: None,
+            region_id: None,
+            region_name: None,
+            address: None,
+            phone: None,
+            create_time: None,
+            update_time: None,
+        };
+        let changes = vec![(TableRow::User(user), 1), (stats(1, 0, 1), 1)];
+        assert_eq!(row_ops(&changes, false).upserts.len(), 1);
+        assert_eq!(row_ops(&changes, true).upserts.len(), 2);
+    }
+
+    #[test]
+    fn sink_urls() {
+        assert_eq!(
+            SinkTarget::parse("sqlite://a/b.db"),
+            Ok(SinkTarget::Sqlite("a/b.db".into()))
+        );
+        assert_eq!(SinkTarget::parse("none"), Ok(SinkTarget::None));
+        assert!(SinkTarget::parse("sqlite://").is_err());
+        assert!(SinkTarget::parse("mysql://x").is_err());
+    }
+}
