@@ -7,6 +7,7 @@
 //! the new progress atomically.
 
 pub mod sqlite;
+pub mod tables;
 
 use std::collections::HashSet;
 use std::path::PathBuf;

@@ -1,0 +1,333 @@
+//! The sink tables described once: names, columns with their kinds, keys, and each row's
+//! values — so every database backend renders its own SQL from the same description.
+
+use crate::dataflows::sink::TableRow;
+use crate::export::dashboard_id;
+use crate::values::{format_cents, format_millis};
+
+/// What a column holds; each backend maps it to its own type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Integer,
+    Text,
+    /// DECIMAL with two places, carried as its exact text (`12.34`).
+    Decimal,
+    /// TIMESTAMP(3), carried as `YYYY-MM-DD HH:MM:SS.mmm`.
+    Timestamp,
+}
+
+/// A table a sink writes.
+#[derive(Debug)]
+pub struct Table {
+    pub name: &'static str,
+    pub columns: &'static [(&'static str, Kind)],
+    /// How many leading columns form the primary key.
+    pub key_len: usize,
+    /// Another unique key, if any (column names).
+    pub unique: &'static [&'static str],
+}
+
+impl Table {
+    /// The key columns.
+    pub fn key(&self) -> &'static [(&'static str, Kind)] {
+        &self.columns[..self.key_len]
+    }
+}
+
+/// A value bound into a statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Integer(i64),
+    Text(String),
+    Null,
+}
+
+use Kind::{Decimal, Integer, Text, Timestamp};
+
+pub const ODS_POWER_USER: Table = Table {
+    name: "ods_power_user",
+    columns: &[
+        ("user_id", Integer),
+        ("user_name", Text),
+        ("usage_type", Text),
+        ("region_id", Integer),
+        ("region_name", Text),
+        ("address", Text),
+        ("phone", Text),
+        ("create_time", Timestamp),
+        ("update_time", Timestamp),
+    ],
+    key_len: 1,
+    unique: &[],
+};
+
+pub const ODS_POWER_CONSUMPTION: Table = Table {
+    name: "ods_power_consumption",
+    columns: &[
+        ("consumption_id", Integer),
+        ("user_id", Integer),
+        ("consumption_amount", Decimal),
+        ("consumption_cost", Decimal),
+        ("consumption_date", Timestamp),
+        ("meter_reading_before", Decimal),
+        ("meter_reading_after", Decimal),
+        ("remark", Text),
+    ],
+    key_len: 1,
+    unique: &[],
+};
+
+pub const DWD_POWER_CONSUMPTION_DETAIL: Table = Table {
+    name: "dwd_power_consumption_detail",
+    columns: &[
+        ("consumption_id", Integer),
+        ("user_id", Integer),
+        ("user_name", Text),
+        ("consumption_amount", Decimal),
+        ("consumption_cost", Decimal),
+        ("consumption_date", Timestamp),
+        ("region_id", Integer),
+        ("region_name", Text),
+        ("usage_type", Text),
+        ("etl_time", Timestamp),
+    ],
+    key_len: 1,
+    unique: &[],
+};
+
+pub const DWS_REGION_DAILY_STATS: Table = Table {
+    name: "dws_region_daily_stats",
+    columns: &[
+        ("region_id", Integer),
+        ("stat_date", Timestamp),
+        ("region_name", Text),
+        ("total_consumption", Decimal),
+        ("total_cost", Decimal),
+        ("user_count", Integer),
+        ("avg_consumption", Decimal),
+        ("max_consumption", Decimal),
+        ("min_consumption", Decimal),
+    ],
+    key_len: 2,
+    unique: &[],
+};
+
+pub const DWS_USER_RANKING: Table = Table {
+    name: "dws_user_ranking",
+    columns: &[
+        ("user_id", Integer),
+        ("stat_date", Timestamp),
+        ("user_name", Text),
+        ("region_id", Integer),
+        ("region_name", Text),
+        ("total_consumption", Decimal),
+        ("total_cost", Decimal),
+        ("ranking", Integer),
+    ],
+    key_len: 2,
+    unique: &[],
+};
+
+pub const ADS_POWER_DASHBOARD: Table = Table {
+    name: "ads_power_dashboard",
+    columns: &[
+        ("dashboard_id", Text),
+        ("stat_date", Timestamp),
+        ("region_id", Integer),
+        ("region_name", Text),
+        ("total_consumption", Decimal),
+        ("total_cost", Decimal),
+        ("user_count", Integer),
+        ("avg_consumption", Decimal),
+        ("peak_hour", Integer),
+        ("peak_consumption", Decimal),
+        ("top_user_id", Integer),
+        ("top_user_name", Text),
+        ("top_user_consumption", Decimal),
+        ("update_time", Timestamp),
+    ],
+    key_len: 1,
+    unique: &["region_id", "stat_date"],
+};
+
+/// Every table a sink may write, in layer order.
+pub const ALL: [&Table; 6] = [
+    &ODS_POWER_USER,
+    &ODS_POWER_CONSUMPTION,
+    &DWD_POWER_CONSUMPTION_DETAIL,
+    &DWS_REGION_DAILY_STATS,
+    &DWS_USER_RANKING,
+    &ADS_POWER_DASHBOARD,
+];
+
+fn text(value: &str) -> Value {
+    Value::Text(value.to_string())
+}
+
+fn optional_text(value: &Option<String>) -> Value {
+    value.as_deref().map_or(Value::Null, text)
+}
+
+fn cents(value: i64) -> Value {
+    Value::Text(format_cents(value))
+}
+
+fn time(value: i64) -> Value {
+    Value::Text(format_millis(value))
+}
+
+fn optional<T: Copy>(value: Option<T>, to: impl Fn(T) -> Value) -> Value {
+    value.map_or(Value::Null, to)
+}
+
+/// The table of `row` and its values in column order; `stamp` fills the processing-time
+/// columns. `None` for rows that are not table rows (malformed input).
+pub fn table_and_values(row: &TableRow, stamp: &str) -> Option<(&'static Table, Vec<Value>)> {
+    use Value::Integer as Int;
+    let values = match row {
+        TableRow::User(u) => (
+            &ODS_POWER_USER,
+            vec![
+                Int(u.user_id),
+                optional_text(&u.user_name),
+                optional_text(&u.usage_type),
+                optional(u.region_id, |r| Int(r.into())),
+                optional_text(&u.region_name),
+                optional_text(&u.address),
+                optional_text(&u.phone),
+                optional(u.create_time, time),
+                optional(u.update_time, time),
+            ],
+        ),
+        TableRow::Consumption(c) => (
+            &ODS_POWER_CONSUMPTION,
+            vec![
+                Int(c.consumption_id),
+                Int(c.user_id),
+                cents(c.consumption_amount),
+                cents(c.consumption_cost),
+                time(c.consumption_date),
+                optional(c.meter_reading_before, cents),
+                optional(c.meter_reading_after, cents),
+                optional_text(&c.remark),
+            ],
+        ),
+        TableRow::Detail(d) => (
+            &DWD_POWER_CONSUMPTION_DETAIL,
+            vec![
+                Int(d.fact.consumption_id),
+                Int(d.fact.user_id),
+                text(&d.dim.user_name),
+                cents(d.fact.amount),
+                cents(d.fact.cost),
+                time(d.fact.date),
+                Int(d.dim.region_id.into()),
+                text(&d.dim.region_name),
+                text(&d.dim.usage_type),
+                text(stamp),
+            ],
+        ),
+        TableRow::RegionStats(s) => (
+            &DWS_REGION_DAILY_STATS,
+            vec![
+                Int(s.region_id.into()),
+                time(s.stat_date),
+                text(&s.region_name),
+                cents(s.total_consumption),
+                cents(s.total_cost),
+                Int(s.user_count),
+                cents(s.avg_consumption),
+                cents(s.max_consumption),
+                cents(s.min_consumption),
+            ],
+        ),
+        TableRow::Ranking(r) => (
+            &DWS_USER_RANKING,
+            vec![
+                Int(r.user_id),
+                time(r.stat_date),
+                text(&r.user_name),
+                Int(r.region_id.into()),
+                text(&r.region_name),
+                cents(r.total_consumption),
+                cents(r.total_cost),
+                Int(r.ranking as i64),
+            ],
+        ),
+        TableRow::Dashboard(d) => (
+            &ADS_POWER_DASHBOARD,
+            vec![
+                text(&dashboard_id(d.region_id, d.stat_date)),
+                time(d.stat_date),
+                Int(d.region_id.into()),
+                text(&d.region_name),
+                cents(d.total_consumption),
+                cents(d.total_cost),
+                Int(d.user_count),
+                cents(d.avg_consumption),
+                Int(d.peak_hour.into()),
+                cents(d.peak_consumption),
+                Int(d.top_user_id),
+                text(&d.top_user_name),
+                cents(d.top_user_consumption),
+                text(stamp),
+            ],
+        ),
+        TableRow::Error(_) => return None,
+    };
+    Some(values)
+}
+
+impl Table {
+    /// `INSERT … ON CONFLICT (key) DO UPDATE SET …` for one row, with `placeholder(n, kind)`
+    /// rendering the n-th (1-based) parameter.
+    pub fn upsert_sql(&self, placeholder: impl Fn(usize, Kind) -> String) -> String {
+        let names: Vec<&str> = self.columns.iter().map(|(name, _)| *name).collect();
+        let params: Vec<String> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, kind))| placeholder(i + 1, *kind))
+            .collect();
+        let updates: Vec<String> = names[self.key_len..]
+            .iter()
+            .map(|name| format!("{name} = excluded.{name}"))
+            .collect();
+        format!(
+            "INSERT INTO {{table}} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+            names.join(", "),
+            params.join(", "),
+            names[..self.key_len].join(", "),
+            updates.join(", ")
+        )
+    }
+
+    /// `DELETE … WHERE key = …` for one key.
+    pub fn delete_sql(&self, placeholder: impl Fn(usize, Kind) -> String) -> String {
+        let conditions: Vec<String> = self
+            .key()
+            .iter()
+            .enumerate()
+            .map(|(i, (name, kind))| format!("{name} = {}", placeholder(i + 1, *kind)))
+            .collect();
+        format!("DELETE FROM {{table}} WHERE {}", conditions.join(" AND "))
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS`, with `column_type(kind)` naming each column's type.
+    pub fn create_sql(&self, column_type: impl Fn(Kind) -> &'static str) -> String {
+        let mut parts: Vec<String> = self
+            .columns
+            .iter()
+            .map(|(name, kind)| format!("{name} {}", column_type(*kind)))
+            .collect();
+        let key: Vec<&str> = self.key().iter().map(|(name, _)| *name).collect();
+        parts.push(format!("PRIMARY KEY ({})", key.join(", ")));
+        if !self.unique.is_empty() {
+            parts.push(format!("UNIQUE ({})", self.unique.join(", ")));
+        }
+        format!(
+            "CREATE TABLE IF NOT EXISTS {{table}} ({})",
+            parts.join(", ")
+        )
+    }
+}
