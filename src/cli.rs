@@ -36,9 +36,14 @@ pub struct RunArgs {
     #[arg(long, env = "GRIDFLOW_EXPORT", value_name = "DIR")]
     pub export: Option<PathBuf>,
 
-    /// Where the DWS and ADS tables go: `sqlite://PATH` (default `sqlite://gridflow.db`).
+    /// Where the DWS and ADS tables go: `sqlite://PATH`, `postgresql://…` or `none`. Default:
+    /// the DATABASE_URL environment variable if set, else `sqlite://gridflow.db`.
     #[arg(long, env = "GRIDFLOW_SINK", value_name = "URL")]
     pub sink: Option<String>,
+
+    /// The PostgreSQL schema of the sink's tables (created if absent).
+    #[arg(long, env = "GRIDFLOW_SINK_SCHEMA", default_value = "public")]
+    pub sink_schema: String,
 
     /// Write the ODS and DWD tables to the sink too.
     #[arg(long, env = "GRIDFLOW_SINK_ODS_DWD")]

@@ -13,8 +13,9 @@ use gridflow::dataflows::sink::Materialized;
 use gridflow::export::{write_errors, write_warehouse};
 use gridflow::metrics::{peak_memory_bytes, Metrics, MetricsSnapshot};
 use gridflow::runtime::run;
+use gridflow::sinks::postgres::Postgres;
 use gridflow::sinks::sqlite::Sqlite;
-use gridflow::sinks::{DatabaseSink, SinkTarget, Tee};
+use gridflow::sinks::{Database, DatabaseSink, SinkTarget, Tee};
 
 /// mimalloc: the arrangements allocate and free many small batches and strings; glibc's
 /// allocator spent a fifth of the run consolidating free lists (measured in docs/benchmarks.md).
@@ -43,10 +44,21 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
     let finished = Arc::new(AtomicBool::new(false));
     let status = spawn_status_line(&metrics, &finished, args.status_interval);
 
-    let database = match args.sink_target().map_err(anyhow::Error::msg)? {
-        SinkTarget::Sqlite(path) => {
-            let database = Sqlite::open(&path)
-                .with_context(|| format!("cannot open the sink {}", path.display()))?;
+    let database: Option<Box<dyn Database + Send>> =
+        match args.sink_target().map_err(anyhow::Error::msg)? {
+            SinkTarget::Sqlite(path) => {
+                Some(Box::new(Sqlite::open(&path).with_context(|| {
+                    format!("cannot open the sink {}", path.display())
+                })?))
+            }
+            SinkTarget::Postgres(url) => Some(Box::new(
+                Postgres::connect(&url, &args.sink_schema)
+                    .context("cannot open the PostgreSQL sink")?,
+            )),
+            SinkTarget::None => None,
+        };
+    let database = match database {
+        Some(database) => {
             let sink = DatabaseSink::new(database, args.sink_ods_dwd)
                 .context("cannot read the sink's progress")?;
             if let Some(upto) = sink.applied_upto() {
@@ -54,7 +66,7 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
             }
             Some(sink)
         }
-        SinkTarget::None => None,
+        None => None,
     };
     let export = args.export.as_ref().map(|_| Materialized::default());
     // Worker 0 takes the sinks out of this slot when it starts; with neither, no changes leave.

@@ -6,6 +6,7 @@
 //! for each retracted key that no new version replaces — and a [`Database`] applies them and
 //! the new progress atomically.
 
+pub mod postgres;
 pub mod sqlite;
 pub mod tables;
 
@@ -24,6 +25,8 @@ use crate::source::Time;
 pub enum SinkTarget {
     /// `sqlite://PATH`: an embedded database file (the default, `./gridflow.db`).
     Sqlite(PathBuf),
+    /// `postgresql://…`: a PostgreSQL server, the tables in a schema (`--sink-schema`).
+    Postgres(String),
     /// `none`: the tables go nowhere (benchmarks of the dataflow alone).
     None,
 }
@@ -39,17 +42,15 @@ impl SinkTarget {
         }
         if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() {
-                return Err(format!("{url:?} names no file: use sqlite://PATH or none"));
+                return Err(format!("{url:?} names no file: use sqlite://PATH"));
             }
             return Ok(SinkTarget::Sqlite(PathBuf::from(path)));
         }
         if url.starts_with("postgresql://") || url.starts_with("postgres://") {
-            return Err(
-                "the PostgreSQL sink is not built yet (issue 3): use sqlite://PATH".to_string(),
-            );
+            return Ok(SinkTarget::Postgres(url.to_string()));
         }
         Err(format!(
-            "{url:?} is not a sink URL: use sqlite://PATH or none"
+            "{url:?} is not a sink URL: use sqlite://PATH, postgresql://… or none"
         ))
     }
 }
@@ -124,6 +125,10 @@ pub fn row_ops(changes: &[(TableRow, isize)], ods_and_dwd: bool) -> RowOps<'_> {
 pub enum SinkError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("postgresql: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error("{0}")]
+    Config(String),
     #[error("sink at logical time {time}: {message}")]
     Apply { time: Time, message: String },
 }
@@ -134,6 +139,16 @@ pub trait Database {
     fn progress(&mut self) -> Result<Option<Time>, SinkError>;
     /// Applies `ops` for logical time `time` and records `time` as the progress, atomically.
     fn apply(&mut self, time: Time, ops: &RowOps<'_>) -> Result<(), SinkError>;
+}
+
+impl Database for Box<dyn Database + Send> {
+    fn progress(&mut self) -> Result<Option<Time>, SinkError> {
+        (**self).progress()
+    }
+
+    fn apply(&mut self, time: Time, ops: &RowOps<'_>) -> Result<(), SinkError> {
+        (**self).apply(time, ops)
+    }
 }
 
 /// A [`ChangeSink`] writing into a [`Database`], skipping every time at or below its progress.
@@ -262,5 +277,9 @@ mod tests {
         assert_eq!(SinkTarget::parse("none"), Ok(SinkTarget::None));
         assert!(SinkTarget::parse("sqlite://").is_err());
         assert!(SinkTarget::parse("mysql://x").is_err());
+        assert_eq!(
+            SinkTarget::parse("postgresql://u@h/db"),
+            Ok(SinkTarget::Postgres("postgresql://u@h/db".into()))
+        );
     }
 }

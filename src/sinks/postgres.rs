@@ -1,0 +1,166 @@
+//! The PostgreSQL sink: the warehouse's tables in a schema (created if absent) with exact types
+//! (NUMERIC, TIMESTAMP(3)), and the sink's progress in the same transaction as each change set.
+//!
+//! Values travel as text and are cast by the server (`$1::text::numeric`), so decimals and
+//! timestamps arrive exactly as the export writes them.
+
+use std::collections::HashMap;
+
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Statement};
+
+use super::tables::{table_and_values, Kind, Table, Value, ALL};
+use super::{Database, RowOps, SinkError};
+use crate::source::Time;
+use crate::values::format_millis;
+
+/// The progress row this sink owns.
+const SINK_NAME: &str = "warehouse";
+
+/// A PostgreSQL schema holding the warehouse's tables.
+pub struct Postgres {
+    client: Client,
+    /// The upsert and delete statement of each table, prepared once.
+    statements: HashMap<&'static str, (Statement, Statement)>,
+    progress: Statement,
+}
+
+fn placeholder(n: usize, kind: Kind) -> String {
+    match kind {
+        Kind::Integer => format!("${n}::bigint"),
+        Kind::Text => format!("${n}::text"),
+        Kind::Decimal => format!("${n}::text::numeric"),
+        Kind::Timestamp => format!("${n}::text::timestamp(3)"),
+    }
+}
+
+fn column_type(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Integer => "BIGINT",
+        Kind::Text => "TEXT",
+        Kind::Decimal => "NUMERIC(20,2)",
+        Kind::Timestamp => "TIMESTAMP(3)",
+    }
+}
+
+/// Whether `name` is a plain identifier, safe to put into statements unquoted.
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A value as a statement parameter of the column's kind (NULLs typed to match).
+fn parameter(value: &Value, kind: Kind) -> Box<dyn ToSql + Sync> {
+    match (value, kind) {
+        (Value::Integer(n), _) => Box::new(*n),
+        (Value::Text(text), _) => Box::new(text.clone()),
+        (Value::Null, Kind::Integer) => Box::new(None::<i64>),
+        (Value::Null, _) => Box::new(None::<String>),
+    }
+}
+
+impl Postgres {
+    /// Connects, and creates the schema and its tables if absent.
+    pub fn connect(url: &str, schema: &str) -> Result<Postgres, SinkError> {
+        if !is_identifier(schema) {
+            return Err(SinkError::Config(format!(
+                "{schema:?} is not a plain schema name"
+            )));
+        }
+        let mut client = Client::connect(url, NoTls)?;
+        client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
+        let qualified = |table: &Table| format!("{schema}.{}", table.name);
+        for table in ALL {
+            client.batch_execute(
+                &table
+                    .create_sql(column_type)
+                    .replace("{table}", &qualified(table)),
+            )?;
+        }
+        client.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {schema}.gridflow_progress (
+                 sink TEXT PRIMARY KEY, applied_upto BIGINT NOT NULL, applied_at TIMESTAMP(3) NOT NULL)"
+        ))?;
+        let mut statements = HashMap::new();
+        for table in ALL {
+            let upsert = client.prepare(
+                &table
+                    .upsert_sql(placeholder)
+                    .replace("{table}", &qualified(table)),
+            )?;
+            let delete = client.prepare(
+                &table
+                    .delete_sql(placeholder)
+                    .replace("{table}", &qualified(table)),
+            )?;
+            statements.insert(table.name, (upsert, delete));
+        }
+        let progress = client.prepare(&format!(
+            "INSERT INTO {schema}.gridflow_progress (sink, applied_upto, applied_at)
+             VALUES ($1, $2, $3::text::timestamp(3))
+             ON CONFLICT (sink) DO UPDATE SET applied_upto = excluded.applied_upto,
+             applied_at = excluded.applied_at"
+        ))?;
+        let mut postgres = Postgres {
+            client,
+            statements,
+            progress,
+        };
+        postgres.read_progress_statement(schema)?;
+        Ok(postgres)
+    }
+
+    fn read_progress_statement(&mut self, schema: &str) -> Result<(), SinkError> {
+        let statement = self.client.prepare(&format!(
+            "SELECT applied_upto FROM {schema}.gridflow_progress WHERE sink = $1"
+        ))?;
+        self.statements
+            .insert("gridflow_progress", (statement.clone(), statement));
+        Ok(())
+    }
+}
+
+impl Database for Postgres {
+    fn progress(&mut self) -> Result<Option<Time>, SinkError> {
+        let (statement, _) = &self.statements["gridflow_progress"];
+        let row = self.client.query_opt(statement, &[&SINK_NAME])?;
+        Ok(row.map(|row| row.get::<_, i64>(0) as Time))
+    }
+
+    fn apply(&mut self, time: Time, ops: &RowOps<'_>) -> Result<(), SinkError> {
+        let stamp = format_millis(time as i64);
+        let Postgres {
+            client,
+            statements,
+            progress,
+        } = self;
+        let mut transaction = client.transaction()?;
+        for (rows, is_delete) in [(&ops.deletes, true), (&ops.upserts, false)] {
+            for row in rows.iter() {
+                let Some((table, values)) = table_and_values(row, &stamp) else {
+                    continue;
+                };
+                let (upsert, delete) = &statements[table.name];
+                let (statement, width) = if is_delete {
+                    (delete, table.key_len)
+                } else {
+                    (upsert, values.len())
+                };
+                let parameters: Vec<Box<dyn ToSql + Sync>> = values[..width]
+                    .iter()
+                    .zip(table.columns)
+                    .map(|(value, (_, kind))| parameter(value, *kind))
+                    .collect();
+                let references: Vec<&(dyn ToSql + Sync)> =
+                    parameters.iter().map(|p| p.as_ref()).collect();
+                transaction.execute(statement, &references)?;
+            }
+        }
+        transaction.execute(&*progress, &[&SINK_NAME, &(time as i64), &stamp])?;
+        transaction.commit()?;
+        Ok(())
+    }
+}
