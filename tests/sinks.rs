@@ -304,3 +304,74 @@ fn the_postgresql_sink_holds_the_fixture_answer_in_every_table_with_exact_types(
         ]
     );
 }
+
+#[test]
+fn the_postgresql_sink_survives_its_connection_being_killed_without_losing_or_doubling_a_change() {
+    let mut schema = ScratchSchema::new("kill");
+    let export = scratch_dir("sink_postgres_kill_export");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gridflow"))
+        .args([
+            "run",
+            "--status-interval",
+            "0",
+            "--clock",
+            "simulated",
+            "--seed",
+            "3",
+        ])
+        .args([
+            "--consumptions",
+            "6000",
+            "--user-rate",
+            "3",
+            "--consumption-rate",
+            "10",
+            "--progress-rows",
+            "20",
+        ])
+        .args(["--sink", &postgres_url(), "--sink-schema", &schema.name])
+        .arg("--export")
+        .arg(&export)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Terminate the sink's backend a few times while the run writes.
+    let mut killed = 0;
+    for _ in 0..200 {
+        if killed == 3 || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let pattern = format!("%{}.%", schema.name);
+        let rows = schema
+            .client
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE application_name = 'gridflow-sink' AND query LIKE $1",
+                &[&pattern],
+            )
+            .unwrap();
+        killed += rows.len();
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        killed > 0,
+        "the run ended before its backend could be terminated"
+    );
+    assert!(stderr.contains("retry 1 of 3"), "{stderr}");
+    for (table, (name, columns, order)) in gridflow::sinks::tables::ALL.iter().zip(TABLES).skip(3) {
+        let expected = std::fs::read_to_string(export.join(format!("{name}.csv"))).unwrap();
+        let order = if name == "ads_power_dashboard" {
+            "dashboard_id COLLATE \"C\""
+        } else {
+            order
+        };
+        let actual = schema.table_as_csv(table, columns, order);
+        assert!(
+            expected == actual,
+            "{name} in PostgreSQL differs from the run's export after {killed} kills"
+        );
+    }
+}

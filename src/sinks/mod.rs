@@ -129,8 +129,11 @@ pub enum SinkError {
     Postgres(#[from] ::postgres::Error),
     #[error("{0}")]
     Config(String),
-    #[error("sink at logical time {time}: {message}")]
-    Apply { time: Time, message: String },
+    #[error("table {table}: {message}")]
+    Apply {
+        table: &'static str,
+        message: String,
+    },
 }
 
 /// A database that applies row operations and the sink's progress in one transaction.
@@ -139,7 +142,15 @@ pub trait Database {
     fn progress(&mut self) -> Result<Option<Time>, SinkError>;
     /// Applies `ops` for logical time `time` and records `time` as the progress, atomically.
     fn apply(&mut self, time: Time, ops: &RowOps<'_>) -> Result<(), SinkError>;
+    /// Opens a fresh connection after a failure (a no-op where there is no connection to lose).
+    fn reconnect(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
+
+/// Retries of a failed write before the job stops (the source's rule), and the first backoff.
+pub const RETRIES: u32 = 3;
+const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Database for Box<dyn Database + Send> {
     fn progress(&mut self) -> Result<Option<Time>, SinkError> {
@@ -148,6 +159,10 @@ impl Database for Box<dyn Database + Send> {
 
     fn apply(&mut self, time: Time, ops: &RowOps<'_>) -> Result<(), SinkError> {
         (**self).apply(time, ops)
+    }
+
+    fn reconnect(&mut self) -> Result<(), SinkError> {
+        (**self).reconnect()
     }
 }
 
@@ -173,6 +188,15 @@ impl<D: Database> DatabaseSink<D> {
         })
     }
 
+    /// Applies one change set, unless a previous attempt committed it before failing to report
+    /// so (then the progress already says so): a change set is never applied twice.
+    fn retry_apply(&mut self, time: Time, ops: &RowOps<'_>) -> Result<(), SinkError> {
+        if self.database.progress()?.is_some_and(|upto| time <= upto) {
+            return Ok(());
+        }
+        self.database.apply(time, ops)
+    }
+
     /// The logical time applied up to.
     pub fn applied_upto(&self) -> Option<Time> {
         self.applied_upto
@@ -191,9 +215,24 @@ impl<D: Database> ChangeSink for DatabaseSink<D> {
             return;
         }
         let ops = row_ops(changes, self.ods_and_dwd);
-        // A failed write stops the job: the panic ends the worker, and the run reports it.
-        if let Err(error) = self.database.apply(time, &ops) {
-            panic!("the sink could not apply logical time {time}: {error}");
+        let mut failures = 0;
+        while let Err(error) = if failures == 0 {
+            self.database.apply(time, &ops)
+        } else {
+            self.retry_apply(time, &ops)
+        } {
+            failures += 1;
+            if failures > RETRIES {
+                // A change set is never dropped: the job stops, and the panic ends the worker
+                // with this message, which the run reports.
+                panic!("the sink stopped at logical time {time} after {RETRIES} retries: {error}");
+            }
+            let backoff = FIRST_BACKOFF * 2u32.pow(failures - 1);
+            eprintln!("sink write at logical time {time} failed ({error}); retry {failures} of {RETRIES} in {backoff:?}");
+            std::thread::sleep(backoff);
+            if let Err(error) = self.database.reconnect() {
+                eprintln!("sink reconnect failed: {error}");
+            }
         }
         self.applied_upto = Some(time);
     }

@@ -17,8 +17,13 @@ use crate::values::format_millis;
 /// The progress row this sink owns.
 const SINK_NAME: &str = "warehouse";
 
+/// How the sink's sessions show in `pg_stat_activity`.
+pub const APPLICATION_NAME: &str = "gridflow-sink";
+
 /// A PostgreSQL schema holding the warehouse's tables.
 pub struct Postgres {
+    url: String,
+    schema: String,
     client: Client,
     /// The upsert and delete statement of each table, prepared once.
     statements: HashMap<&'static str, (Statement, Statement)>,
@@ -70,7 +75,10 @@ impl Postgres {
                 "{schema:?} is not a plain schema name"
             )));
         }
-        let mut client = Client::connect(url, NoTls)?;
+        let mut client = url
+            .parse::<postgres::Config>()?
+            .application_name(APPLICATION_NAME)
+            .connect(NoTls)?;
         client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
         let qualified = |table: &Table| format!("{schema}.{}", table.name);
         for table in ALL {
@@ -105,6 +113,8 @@ impl Postgres {
              applied_at = excluded.applied_at"
         ))?;
         let mut postgres = Postgres {
+            url: url.to_string(),
+            schema: schema.to_string(),
             client,
             statements,
             progress,
@@ -124,6 +134,11 @@ impl Postgres {
 }
 
 impl Database for Postgres {
+    fn reconnect(&mut self) -> Result<(), SinkError> {
+        *self = Postgres::connect(&self.url, &self.schema)?;
+        Ok(())
+    }
+
     fn progress(&mut self) -> Result<Option<Time>, SinkError> {
         let (statement, _) = &self.statements["gridflow_progress"];
         let row = self.client.query_opt(statement, &[&SINK_NAME])?;
@@ -136,6 +151,7 @@ impl Database for Postgres {
             client,
             statements,
             progress,
+            ..
         } = self;
         let mut transaction = client.transaction()?;
         for (rows, is_delete) in [(&ops.deletes, true), (&ops.upserts, false)] {
@@ -156,7 +172,12 @@ impl Database for Postgres {
                     .collect();
                 let references: Vec<&(dyn ToSql + Sync)> =
                     parameters.iter().map(|p| p.as_ref()).collect();
-                transaction.execute(statement, &references)?;
+                transaction
+                    .execute(statement, &references)
+                    .map_err(|error| SinkError::Apply {
+                        table: table.name,
+                        message: error.to_string(),
+                    })?;
             }
         }
         transaction.execute(&*progress, &[&SINK_NAME, &(time as i64), &stamp])?;
