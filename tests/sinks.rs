@@ -61,7 +61,8 @@ fn table_as_csv(database: &Path, table: &str, columns: &str, order: &str) -> Str
     csv
 }
 
-fn replay_into(database: &Path, extra: &[&str]) -> String {
+/// Replays the fixture into the sink at `url`, with `extra` options; returns the run's stderr.
+fn replay_into_sink(url: &str, extra: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_gridflow"))
         .args([
             "run",
@@ -72,14 +73,17 @@ fn replay_into(database: &Path, extra: &[&str]) -> String {
             "--input",
         ])
         .arg(fixture_dir().join("input"))
-        .arg("--sink")
-        .arg(format!("sqlite://{}", database.display()))
+        .args(["--sink", url])
         .args(extra)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
     assert!(output.status.success(), "{stderr}");
     stderr
+}
+
+fn replay_into(database: &Path, extra: &[&str]) -> String {
+    replay_into_sink(&format!("sqlite://{}", database.display()), extra)
 }
 
 fn assert_tables_match_the_fixture(database: &Path, tables: &[(&str, &str, &str)]) {
@@ -242,26 +246,10 @@ impl Drop for ScratchSchema {
 #[test]
 fn the_postgresql_sink_holds_the_fixture_answer_in_every_table_with_exact_types() {
     let mut schema = ScratchSchema::new("all");
-    let output = Command::new(env!("CARGO_BIN_EXE_gridflow"))
-        .args([
-            "run",
-            "--status-interval",
-            "0",
-            "--replay-batch",
-            "800",
-            "-w",
-            "2",
-            "--sink-ods-dwd",
-        ])
-        .arg("--input")
-        .arg(fixture_dir().join("input"))
-        .args(["--sink", &postgres_url(), "--sink-schema", &schema.name])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let url = postgres_url();
+    replay_into_sink(
+        &url,
+        &["-w", "2", "--sink-ods-dwd", "--sink-schema", &schema.name],
     );
     for (table, (name, columns, order)) in gridflow::sinks::tables::ALL.iter().zip(TABLES) {
         assert_eq!(table.name, name);
