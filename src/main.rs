@@ -44,19 +44,25 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
     let finished = Arc::new(AtomicBool::new(false));
     let status = spawn_status_line(&metrics, &finished, args.status_interval);
 
-    let database: Option<Box<dyn Database + Send>> =
-        match args.sink_target().map_err(anyhow::Error::msg)? {
-            SinkTarget::Sqlite(path) => {
-                Some(Box::new(Sqlite::open(&path).with_context(|| {
-                    format!("cannot open the sink {}", path.display())
-                })?))
-            }
-            SinkTarget::Postgres(url) => Some(Box::new(
-                Postgres::connect(&url, &args.sink_schema)
-                    .context("cannot open the PostgreSQL sink")?,
-            )),
-            SinkTarget::None => None,
-        };
+    let target = args.sink_target().map_err(anyhow::Error::msg)?;
+    // Only process 0 runs worker 0, where changes leave: only it opens the sink.
+    let target = if args.process == 0 {
+        target
+    } else {
+        SinkTarget::None
+    };
+    let database: Option<Box<dyn Database + Send>> = match target {
+        SinkTarget::Sqlite(path) => {
+            Some(Box::new(Sqlite::open(&path).with_context(|| {
+                format!("cannot open the sink {}", path.display())
+            })?))
+        }
+        SinkTarget::Postgres(url) => Some(Box::new(
+            Postgres::connect(&url, &args.sink_schema)
+                .context("cannot open the PostgreSQL sink")?,
+        )),
+        SinkTarget::None => None,
+    };
     let database = match database {
         Some(database) => {
             let sink = DatabaseSink::new(database, args.sink_ods_dwd)
@@ -98,7 +104,10 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
     let Some(Tee(export, database)) = outcome.sink else {
         return Ok(());
     };
-    if let Some(database) = database {
+    if let Some(mut database) = database {
+        database
+            .release()
+            .context("cannot release the sink's lease")?;
         let upto = database
             .applied_upto()
             .map_or("-".to_string(), |t| t.to_string());

@@ -363,3 +363,84 @@ fn the_postgresql_sink_survives_its_connection_being_killed_without_losing_or_do
         );
     }
 }
+
+#[test]
+fn a_second_job_on_the_same_sink_fails_clearly_while_the_first_holds_it() {
+    let dir = scratch_dir("sink_lease");
+    let url = format!("sqlite://{}", dir.join("warehouse.db").display());
+    let run = |extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gridflow"));
+        command
+            .args(["run", "--status-interval", "0", "--sink", &url])
+            .args(extra);
+        command
+    };
+    let first = run(&[
+        "--clock",
+        "wall",
+        "--tick",
+        "50ms",
+        "--consumption-rate",
+        "50",
+    ])
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let bounded = ["--clock", "simulated", "--consumptions", "200"];
+    let second = run(&bounded).output().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success(),
+        "the second job ran beside the first: {stderr}"
+    );
+    assert!(stderr.contains("held by another running job"), "{stderr}");
+
+    let status = Command::new("kill")
+        .args(["-INT", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let first = first.wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // A clean exit gives the lease up: the next job starts at once.
+    let third = run(&bounded).output().unwrap();
+    assert!(
+        third.status.success(),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+}
+
+#[test]
+fn a_job_whose_lease_was_taken_over_is_fenced_and_writes_nothing() {
+    use gridflow::sinks::sqlite::Sqlite;
+    use gridflow::sinks::{Database, RowOps, SinkError};
+    let dir = scratch_dir("sink_fence");
+    let path = dir.join("warehouse.db");
+    let mut first = Sqlite::open(&path).unwrap();
+    let mut second = Sqlite::open(&path).unwrap();
+    assert!(first.acquire("first", 0).unwrap());
+    first.apply(10, &RowOps::default(), "first").unwrap();
+    // The second job counts every holder as dead (as after a lapsed lease) and takes over.
+    assert!(
+        !second.acquire("second", 0).unwrap(),
+        "a live holder keeps the lease"
+    );
+    assert!(second.acquire("second", i64::MAX).unwrap());
+    assert!(matches!(
+        first.apply(20, &RowOps::default(), "first"),
+        Err(SinkError::Fenced)
+    ));
+    assert_eq!(
+        second.progress().unwrap(),
+        Some(10),
+        "the fenced write changed nothing"
+    );
+    second.apply(30, &RowOps::default(), "second").unwrap();
+    assert_eq!(first.progress().unwrap(), Some(30));
+}

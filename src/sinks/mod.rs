@@ -129,6 +129,17 @@ pub enum SinkError {
     Postgres(#[from] ::postgres::Error),
     #[error("{0}")]
     Config(String),
+    #[error(
+        "the sink is held by another running job ({owner}, last write {seconds_ago:.1} s ago): \
+         stop it, or start again once its lease has lapsed ({lease_seconds} s after its last write)"
+    )]
+    Held {
+        owner: String,
+        seconds_ago: f64,
+        lease_seconds: i64,
+    },
+    #[error("another job has taken over this sink; this job stops without writing")]
+    Fenced,
     #[error("table {table}: {message}")]
     Apply {
         table: &'static str,
@@ -140,13 +151,48 @@ pub enum SinkError {
 pub trait Database {
     /// The logical time the sink has applied up to, if it applied anything.
     fn progress(&mut self) -> Result<Option<Time>, SinkError>;
-    /// Applies `ops` for logical time `time` and records `time` as the progress, atomically.
-    fn apply(&mut self, time: Time, ops: &RowOps<'_>) -> Result<(), SinkError>;
+    /// Applies `ops` for logical time `time` and records `time` as the progress, atomically, if
+    /// `owner` still holds the lease ([`SinkError::Fenced`] otherwise, with nothing written).
+    fn apply(&mut self, time: Time, ops: &RowOps<'_>, owner: &str) -> Result<(), SinkError>;
+    /// Takes the lease for `owner` unless a job with a heartbeat after `stale_before` holds it;
+    /// returns whether it was taken.
+    fn acquire(&mut self, owner: &str, stale_before: Millis) -> Result<bool, SinkError>;
+    /// The job holding the lease and its last heartbeat.
+    fn holder(&mut self) -> Result<Option<(String, Millis)>, SinkError>;
+    /// Gives the lease up (a clean exit), if `owner` holds it.
+    fn release(&mut self, owner: &str) -> Result<(), SinkError>;
     /// Opens a fresh connection after a failure (a no-op where there is no connection to lose).
     fn reconnect(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
 }
+
+/// The progress-and-lease statements of every backend, with `{progress}` for the table and
+/// `$n` parameters. One row per sink: how far it has applied, and which job holds it.
+pub mod progress_sql {
+    pub const CREATE: &str = "CREATE TABLE IF NOT EXISTS {progress} (sink TEXT PRIMARY KEY,
+        applied_upto BIGINT, applied_at TEXT, owner TEXT, heartbeat BIGINT)";
+    pub const READ: &str = "SELECT applied_upto FROM {progress} WHERE sink = $1";
+    /// Takes the lease unless a live job holds it: `$1` sink, `$2` owner, `$3` now,
+    /// `$4` the heartbeat before which a holder counts as dead. Changes one row when taken.
+    pub const ACQUIRE: &str = "INSERT INTO {progress} (sink, owner, heartbeat) VALUES ($1, $2, $3)
+        ON CONFLICT (sink) DO UPDATE SET owner = excluded.owner, heartbeat = excluded.heartbeat
+        WHERE gridflow_progress.owner IS NULL OR gridflow_progress.owner = excluded.owner
+           OR gridflow_progress.heartbeat < $4";
+    pub const HOLDER: &str = "SELECT owner, heartbeat FROM {progress} WHERE sink = $1";
+    /// Records progress if this job still holds the lease (the fencing check): `$1` sink,
+    /// `$2` time, `$3` its instant, `$4` now, `$5` owner. Changes one row, or none when fenced.
+    pub const ADVANCE: &str = "UPDATE {progress} SET applied_upto = $2, applied_at = $3,
+        heartbeat = $4 WHERE sink = $1 AND owner = $5";
+    pub const RELEASE: &str = "UPDATE {progress} SET owner = NULL WHERE sink = $1 AND owner = $2";
+}
+
+/// How long a job's lease on a sink outlives its last write: a job that died is taken over
+/// after this long; a live one keeps it by writing.
+pub const LEASE_MILLIS: Millis = 10_000;
+
+/// The progress row of the warehouse's sink.
+pub const SINK_NAME: &str = "warehouse";
 
 /// Retries of a failed write before the job stops (the source's rule), and the first backoff.
 pub const RETRIES: u32 = 3;
@@ -157,18 +203,32 @@ impl Database for Box<dyn Database + Send> {
         (**self).progress()
     }
 
-    fn apply(&mut self, time: Time, ops: &RowOps<'_>) -> Result<(), SinkError> {
-        (**self).apply(time, ops)
+    fn apply(&mut self, time: Time, ops: &RowOps<'_>, owner: &str) -> Result<(), SinkError> {
+        (**self).apply(time, ops, owner)
     }
 
     fn reconnect(&mut self) -> Result<(), SinkError> {
         (**self).reconnect()
+    }
+
+    fn acquire(&mut self, owner: &str, stale_before: Millis) -> Result<bool, SinkError> {
+        (**self).acquire(owner, stale_before)
+    }
+
+    fn holder(&mut self) -> Result<Option<(String, Millis)>, SinkError> {
+        (**self).holder()
+    }
+
+    fn release(&mut self, owner: &str) -> Result<(), SinkError> {
+        (**self).release(owner)
     }
 }
 
 /// A [`ChangeSink`] writing into a [`Database`], skipping every time at or below its progress.
 pub struct DatabaseSink<D: Database> {
     database: D,
+    /// This job's lease token.
+    owner: String,
     ods_and_dwd: bool,
     applied_upto: Option<Time>,
     /// Change sets skipped because an earlier run had applied them.
@@ -179,13 +239,34 @@ impl<D: Database> DatabaseSink<D> {
     /// Opens the sink, reading the progress an earlier run left. With `ods_and_dwd` it writes
     /// the ODS and DWD tables too.
     pub fn new(mut database: D, ods_and_dwd: bool) -> Result<DatabaseSink<D>, SinkError> {
+        let owner = format!(
+            "pid {} on {}, token {:016x}",
+            std::process::id(),
+            host_name(),
+            rand::random::<u64>()
+        );
+        let now = crate::runtime::now_millis();
+        if !database.acquire(&owner, now - LEASE_MILLIS)? {
+            let (holder, heartbeat) = database.holder()?.unwrap_or_default();
+            return Err(SinkError::Held {
+                owner: holder,
+                seconds_ago: (now - heartbeat) as f64 / 1000.0,
+                lease_seconds: LEASE_MILLIS / 1000,
+            });
+        }
         let applied_upto = database.progress()?;
         Ok(DatabaseSink {
             database,
+            owner,
             ods_and_dwd,
             applied_upto,
             skipped: 0,
         })
+    }
+
+    /// Gives the lease up, so the next job need not wait for it to lapse.
+    pub fn release(&mut self) -> Result<(), SinkError> {
+        self.database.release(&self.owner)
     }
 
     /// Applies one change set, unless a previous attempt committed it before failing to report
@@ -194,7 +275,7 @@ impl<D: Database> DatabaseSink<D> {
         if self.database.progress()?.is_some_and(|upto| time <= upto) {
             return Ok(());
         }
-        self.database.apply(time, ops)
+        self.database.apply(time, ops, &self.owner)
     }
 
     /// The logical time applied up to.
@@ -217,11 +298,14 @@ impl<D: Database> ChangeSink for DatabaseSink<D> {
         let ops = row_ops(changes, self.ods_and_dwd);
         let mut failures = 0;
         while let Err(error) = if failures == 0 {
-            self.database.apply(time, &ops)
+            self.database.apply(time, &ops, &self.owner)
         } else {
             self.retry_apply(time, &ops)
         } {
             failures += 1;
+            if matches!(error, SinkError::Fenced) {
+                panic!("the sink stopped at logical time {time}: {error}");
+            }
             if failures > RETRIES {
                 // A change set is never dropped: the job stops, and the panic ends the worker
                 // with this message, which the run reports.
@@ -244,6 +328,12 @@ impl<S: ChangeSink> ChangeSink for Option<S> {
             sink.apply(time, changes);
         }
     }
+}
+
+/// This machine's name, for lease tokens a person can read.
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map_or_else(|_| "this host".to_string(), |name| name.trim().to_string())
 }
 
 /// Two sinks fed the same change sets (the export and a database, say).

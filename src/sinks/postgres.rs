@@ -10,12 +10,11 @@ use postgres::types::ToSql;
 use postgres::{Client, NoTls, Statement};
 
 use super::tables::{table_and_values, Kind, Table, Value, ALL};
-use super::{Database, RowOps, SinkError};
+use super::{progress_sql, Database, RowOps, SinkError, SINK_NAME};
+use crate::rows::Millis;
+use crate::runtime::now_millis;
 use crate::source::Time;
 use crate::values::format_millis;
-
-/// The progress row this sink owns.
-const SINK_NAME: &str = "warehouse";
 
 /// How the sink's sessions show in `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "gridflow-sink";
@@ -27,7 +26,16 @@ pub struct Postgres {
     client: Client,
     /// The upsert and delete statement of each table, prepared once.
     statements: HashMap<&'static str, (Statement, Statement)>,
-    progress: Statement,
+    progress: Progress,
+}
+
+/// The prepared statements of the progress row and its lease.
+struct Progress {
+    read: Statement,
+    acquire: Statement,
+    holder: Statement,
+    advance: Statement,
+    release: Statement,
 }
 
 fn placeholder(n: usize, kind: Kind) -> String {
@@ -88,10 +96,9 @@ impl Postgres {
                     .replace("{table}", &qualified(table)),
             )?;
         }
-        client.batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS {schema}.gridflow_progress (
-                 sink TEXT PRIMARY KEY, applied_upto BIGINT NOT NULL, applied_at TIMESTAMP(3) NOT NULL)"
-        ))?;
+        let progress_table = format!("{schema}.gridflow_progress");
+        let progress_statement = |sql: &str| sql.replace("{progress}", &progress_table);
+        client.batch_execute(&progress_statement(progress_sql::CREATE))?;
         let mut statements = HashMap::new();
         for table in ALL {
             let upsert = client.prepare(
@@ -106,30 +113,21 @@ impl Postgres {
             )?;
             statements.insert(table.name, (upsert, delete));
         }
-        let progress = client.prepare(&format!(
-            "INSERT INTO {schema}.gridflow_progress (sink, applied_upto, applied_at)
-             VALUES ($1, $2, $3::text::timestamp(3))
-             ON CONFLICT (sink) DO UPDATE SET applied_upto = excluded.applied_upto,
-             applied_at = excluded.applied_at"
-        ))?;
-        let mut postgres = Postgres {
+        let progress = Progress {
+            read: client.prepare(&progress_statement(progress_sql::READ))?,
+            acquire: client.prepare(&progress_statement(progress_sql::ACQUIRE))?,
+            holder: client.prepare(&progress_statement(progress_sql::HOLDER))?,
+            advance: client.prepare(&progress_statement(progress_sql::ADVANCE))?,
+            release: client.prepare(&progress_statement(progress_sql::RELEASE))?,
+        };
+        let postgres = Postgres {
             url: url.to_string(),
             schema: schema.to_string(),
             client,
             statements,
             progress,
         };
-        postgres.read_progress_statement(schema)?;
         Ok(postgres)
-    }
-
-    fn read_progress_statement(&mut self, schema: &str) -> Result<(), SinkError> {
-        let statement = self.client.prepare(&format!(
-            "SELECT applied_upto FROM {schema}.gridflow_progress WHERE sink = $1"
-        ))?;
-        self.statements
-            .insert("gridflow_progress", (statement.clone(), statement));
-        Ok(())
     }
 }
 
@@ -140,12 +138,38 @@ impl Database for Postgres {
     }
 
     fn progress(&mut self) -> Result<Option<Time>, SinkError> {
-        let (statement, _) = &self.statements["gridflow_progress"];
-        let row = self.client.query_opt(statement, &[&SINK_NAME])?;
-        Ok(row.map(|row| row.get::<_, i64>(0) as Time))
+        let row = self.client.query_opt(&self.progress.read, &[&SINK_NAME])?;
+        Ok(row
+            .and_then(|row| row.get::<_, Option<i64>>(0))
+            .map(|upto| upto as Time))
     }
 
-    fn apply(&mut self, time: Time, ops: &RowOps<'_>) -> Result<(), SinkError> {
+    fn acquire(&mut self, owner: &str, stale_before: Millis) -> Result<bool, SinkError> {
+        let changed = self.client.execute(
+            &self.progress.acquire,
+            &[&SINK_NAME, &owner, &now_millis(), &stale_before],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn holder(&mut self) -> Result<Option<(String, Millis)>, SinkError> {
+        let row = self
+            .client
+            .query_opt(&self.progress.holder, &[&SINK_NAME])?;
+        Ok(row.and_then(|row| {
+            let owner: Option<String> = row.get(0);
+            let heartbeat: Option<i64> = row.get(1);
+            owner.zip(heartbeat)
+        }))
+    }
+
+    fn release(&mut self, owner: &str) -> Result<(), SinkError> {
+        self.client
+            .execute(&self.progress.release, &[&SINK_NAME, &owner])?;
+        Ok(())
+    }
+
+    fn apply(&mut self, time: Time, ops: &RowOps<'_>, owner: &str) -> Result<(), SinkError> {
         let stamp = format_millis(time as i64);
         let Postgres {
             client,
@@ -180,7 +204,13 @@ impl Database for Postgres {
                     })?;
             }
         }
-        transaction.execute(&*progress, &[&SINK_NAME, &(time as i64), &stamp])?;
+        let advanced = transaction.execute(
+            &progress.advance,
+            &[&SINK_NAME, &(time as i64), &stamp, &now_millis(), &owner],
+        )?;
+        if advanced != 1 {
+            return Err(SinkError::Fenced);
+        }
         transaction.commit()?;
         Ok(())
     }

@@ -8,15 +8,20 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::types::ToSqlOutput;
-use rusqlite::{params, params_from_iter, Connection, ToSql};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql};
 
 use super::tables::{table_and_values, Kind, Table, Value, ALL};
-use super::{Database, RowOps, SinkError};
+use super::{progress_sql, Database, RowOps, SinkError, SINK_NAME};
+use crate::rows::Millis;
+use crate::runtime::now_millis;
 use crate::source::Time;
 use crate::values::format_millis;
 
-/// The progress row this sink owns.
-const SINK_NAME: &str = "warehouse";
+/// A progress statement in SQLite's form.
+fn progress_statement(sql: &str) -> String {
+    sql.replace("{progress}", "gridflow_progress")
+        .replace('$', "?")
+}
 
 /// A SQLite database file holding the warehouse's tables.
 pub struct Sqlite {
@@ -59,11 +64,7 @@ impl Sqlite {
         for table in ALL {
             connection.execute(&for_table(table.create_sql(column_type), table), [])?;
         }
-        connection.execute(
-            "CREATE TABLE IF NOT EXISTS gridflow_progress (
-                 sink TEXT PRIMARY KEY, applied_upto INTEGER NOT NULL, applied_at TEXT NOT NULL)",
-            [],
-        )?;
+        connection.execute(&progress_statement(progress_sql::CREATE), [])?;
         let statements = ALL
             .iter()
             .map(|table| {
@@ -86,17 +87,39 @@ impl Sqlite {
 
 impl Database for Sqlite {
     fn progress(&mut self) -> Result<Option<Time>, SinkError> {
-        let mut statement = self
+        let upto: Option<Option<i64>> = self
             .connection
-            .prepare("SELECT applied_upto FROM gridflow_progress WHERE sink = ?1")?;
-        let mut rows = statement.query(params![SINK_NAME])?;
-        match rows.next()? {
-            Some(row) => Ok(Some(row.get::<_, i64>(0)? as Time)),
-            None => Ok(None),
-        }
+            .prepare_cached(&progress_statement(progress_sql::READ))?
+            .query_row(params![SINK_NAME], |row| row.get(0))
+            .optional()?;
+        Ok(upto.flatten().map(|upto| upto as Time))
     }
 
-    fn apply(&mut self, time: Time, ops: &RowOps<'_>) -> Result<(), SinkError> {
+    fn acquire(&mut self, owner: &str, stale_before: Millis) -> Result<bool, SinkError> {
+        let changed = self
+            .connection
+            .prepare_cached(&progress_statement(progress_sql::ACQUIRE))?
+            .execute(params![SINK_NAME, owner, now_millis(), stale_before])?;
+        Ok(changed == 1)
+    }
+
+    fn holder(&mut self) -> Result<Option<(String, Millis)>, SinkError> {
+        let holder: Option<(Option<String>, Option<i64>)> = self
+            .connection
+            .prepare_cached(&progress_statement(progress_sql::HOLDER))?
+            .query_row(params![SINK_NAME], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        Ok(holder.and_then(|(owner, heartbeat)| owner.zip(heartbeat)))
+    }
+
+    fn release(&mut self, owner: &str) -> Result<(), SinkError> {
+        self.connection
+            .prepare_cached(&progress_statement(progress_sql::RELEASE))?
+            .execute(params![SINK_NAME, owner])?;
+        Ok(())
+    }
+
+    fn apply(&mut self, time: Time, ops: &RowOps<'_>, owner: &str) -> Result<(), SinkError> {
         let stamp = format_millis(time as i64);
         let Sqlite {
             connection,
@@ -119,13 +142,12 @@ impl Database for Sqlite {
                     .execute(params_from_iter(&values))?;
             }
         }
-        transaction
-            .prepare_cached(
-                "INSERT INTO gridflow_progress (sink, applied_upto, applied_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (sink) DO UPDATE SET applied_upto = excluded.applied_upto,
-                 applied_at = excluded.applied_at",
-            )?
-            .execute(params![SINK_NAME, time as i64, stamp])?;
+        let advanced = transaction
+            .prepare_cached(&progress_statement(progress_sql::ADVANCE))?
+            .execute(params![SINK_NAME, time as i64, stamp, now_millis(), owner])?;
+        if advanced != 1 {
+            return Err(SinkError::Fenced);
+        }
         transaction.commit()?;
         Ok(())
     }
