@@ -38,6 +38,9 @@ pub enum TableRow {
 pub trait ChangeSink {
     /// Applies the changes that make the tables at `time` out of the tables before it.
     fn apply(&mut self, time: Time, changes: &[(TableRow, isize)]);
+    /// Called after a run of consecutive completed times has been applied: a sink that
+    /// batches writes them now.
+    fn flush(&mut self) {}
 }
 
 /// Routes `rows` to worker 0 and hands each completed time's changes to `sink` there. Every
@@ -53,6 +56,7 @@ pub fn sink<S: ChangeSink + 'static>(rows: Table<'_, TableRow>, sink: Option<Rc<
                     pending.entry(time).or_default().push((row, diff));
                 }
             });
+            let mut applied = false;
             while let Some(entry) = pending.first_entry() {
                 if frontier.less_equal(entry.key()) {
                     break;
@@ -61,7 +65,11 @@ pub fn sink<S: ChangeSink + 'static>(rows: Table<'_, TableRow>, sink: Option<Rc<
                 consolidate(&mut changes);
                 if let (Some(sink), false) = (&sink, changes.is_empty()) {
                     sink.borrow_mut().apply(time, &changes);
+                    applied = true;
                 }
+            }
+            if let (Some(sink), true) = (&sink, applied) {
+                sink.borrow_mut().flush();
             }
         });
 }

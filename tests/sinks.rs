@@ -425,7 +425,7 @@ fn a_job_whose_lease_was_taken_over_is_fenced_and_writes_nothing() {
     let mut first = Sqlite::open(&path).unwrap();
     let mut second = Sqlite::open(&path).unwrap();
     assert!(first.acquire("first", 0).unwrap());
-    first.apply(10, &RowOps::default(), "first").unwrap();
+    first.apply(&[(10, RowOps::default())], "first").unwrap();
     // The second job counts every holder as dead (as after a lapsed lease) and takes over.
     assert!(
         !second.acquire("second", 0).unwrap(),
@@ -433,7 +433,7 @@ fn a_job_whose_lease_was_taken_over_is_fenced_and_writes_nothing() {
     );
     assert!(second.acquire("second", i64::MAX).unwrap());
     assert!(matches!(
-        first.apply(20, &RowOps::default(), "first"),
+        first.apply(&[(20, RowOps::default())], "first"),
         Err(SinkError::Fenced)
     ));
     assert_eq!(
@@ -441,6 +441,6 @@ fn a_job_whose_lease_was_taken_over_is_fenced_and_writes_nothing() {
         Some(10),
         "the fenced write changed nothing"
     );
-    second.apply(30, &RowOps::default(), "second").unwrap();
+    second.apply(&[(30, RowOps::default())], "second").unwrap();
     assert_eq!(first.progress().unwrap(), Some(30));
 }

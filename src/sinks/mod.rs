@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-use crate::dataflows::sink::{ChangeSink, TableRow};
+use crate::dataflows::sink::{ChangeSet, ChangeSink, TableRow};
 use crate::export::dashboard_id;
 use crate::rows::{Millis, RegionId, UserId};
 use crate::source::Time;
@@ -151,9 +151,10 @@ pub enum SinkError {
 pub trait Database {
     /// The logical time the sink has applied up to, if it applied anything.
     fn progress(&mut self) -> Result<Option<Time>, SinkError>;
-    /// Applies `ops` for logical time `time` and records `time` as the progress, atomically, if
-    /// `owner` still holds the lease ([`SinkError::Fenced`] otherwise, with nothing written).
-    fn apply(&mut self, time: Time, ops: &RowOps<'_>, owner: &str) -> Result<(), SinkError>;
+    /// Applies the row operations of a run of consecutive completed times, in time order, and
+    /// records the last time as the progress — all in one transaction, and only if `owner` still
+    /// holds the lease ([`SinkError::Fenced`] otherwise, with nothing written).
+    fn apply(&mut self, batch: &[(Time, RowOps<'_>)], owner: &str) -> Result<(), SinkError>;
     /// Takes the lease for `owner` unless a job with a heartbeat after `stale_before` holds it;
     /// returns whether it was taken.
     fn acquire(&mut self, owner: &str, stale_before: Millis) -> Result<bool, SinkError>;
@@ -203,8 +204,8 @@ impl Database for Box<dyn Database + Send> {
         (**self).progress()
     }
 
-    fn apply(&mut self, time: Time, ops: &RowOps<'_>, owner: &str) -> Result<(), SinkError> {
-        (**self).apply(time, ops, owner)
+    fn apply(&mut self, batch: &[(Time, RowOps<'_>)], owner: &str) -> Result<(), SinkError> {
+        (**self).apply(batch, owner)
     }
 
     fn reconnect(&mut self) -> Result<(), SinkError> {
@@ -231,6 +232,8 @@ pub struct DatabaseSink<D: Database> {
     owner: String,
     ods_and_dwd: bool,
     applied_upto: Option<Time>,
+    /// Completed change sets not yet written: written together at the next flush.
+    pending: Vec<ChangeSet>,
     /// Change sets skipped because an earlier run had applied them.
     pub skipped: u64,
 }
@@ -260,6 +263,7 @@ impl<D: Database> DatabaseSink<D> {
             owner,
             ods_and_dwd,
             applied_upto,
+            pending: Vec::new(),
             skipped: 0,
         })
     }
@@ -271,11 +275,11 @@ impl<D: Database> DatabaseSink<D> {
 
     /// Applies one change set, unless a previous attempt committed it before failing to report
     /// so (then the progress already says so): a change set is never applied twice.
-    fn retry_apply(&mut self, time: Time, ops: &RowOps<'_>) -> Result<(), SinkError> {
-        if self.database.progress()?.is_some_and(|upto| time <= upto) {
+    fn retry_apply(&mut self, last: Time, batch: &[(Time, RowOps<'_>)]) -> Result<(), SinkError> {
+        if self.database.progress()?.is_some_and(|upto| last <= upto) {
             return Ok(());
         }
-        self.database.apply(time, ops, &self.owner)
+        self.database.apply(batch, &self.owner)
     }
 
     /// The logical time applied up to.
@@ -295,30 +299,43 @@ impl<D: Database> ChangeSink for DatabaseSink<D> {
             self.skipped += 1;
             return;
         }
-        let ops = row_ops(changes, self.ods_and_dwd);
+        self.pending.push((time, changes.to_vec()));
+    }
+
+    /// Writes the pending run of completed times in one transaction: one commit (and one disk
+    /// flush) per run instead of per logical time.
+    fn flush(&mut self) {
+        let Some(&(last, _)) = self.pending.last() else {
+            return;
+        };
+        let pending = std::mem::take(&mut self.pending);
+        let batch: Vec<(Time, RowOps<'_>)> = pending
+            .iter()
+            .map(|(time, changes)| (*time, row_ops(changes, self.ods_and_dwd)))
+            .collect();
         let mut failures = 0;
         while let Err(error) = if failures == 0 {
-            self.database.apply(time, &ops, &self.owner)
+            self.database.apply(&batch, &self.owner)
         } else {
-            self.retry_apply(time, &ops)
+            self.retry_apply(last, &batch)
         } {
             failures += 1;
             if matches!(error, SinkError::Fenced) {
-                panic!("the sink stopped at logical time {time}: {error}");
+                panic!("the sink stopped at logical time {last}: {error}");
             }
             if failures > RETRIES {
                 // A change set is never dropped: the job stops, and the panic ends the worker
                 // with this message, which the run reports.
-                panic!("the sink stopped at logical time {time} after {RETRIES} retries: {error}");
+                panic!("the sink stopped at logical time {last} after {RETRIES} retries: {error}");
             }
             let backoff = FIRST_BACKOFF * 2u32.pow(failures - 1);
-            eprintln!("sink write at logical time {time} failed ({error}); retry {failures} of {RETRIES} in {backoff:?}");
+            eprintln!("sink write up to logical time {last} failed ({error}); retry {failures} of {RETRIES} in {backoff:?}");
             std::thread::sleep(backoff);
             if let Err(error) = self.database.reconnect() {
                 eprintln!("sink reconnect failed: {error}");
             }
         }
-        self.applied_upto = Some(time);
+        self.applied_upto = Some(last);
     }
 }
 
@@ -326,6 +343,12 @@ impl<S: ChangeSink> ChangeSink for Option<S> {
     fn apply(&mut self, time: Time, changes: &[(TableRow, isize)]) {
         if let Some(sink) = self {
             sink.apply(time, changes);
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(sink) = self {
+            sink.flush();
         }
     }
 }
@@ -343,6 +366,11 @@ impl<A: ChangeSink, B: ChangeSink> ChangeSink for Tee<A, B> {
     fn apply(&mut self, time: Time, changes: &[(TableRow, isize)]) {
         self.0.apply(time, changes);
         self.1.apply(time, changes);
+    }
+
+    fn flush(&mut self) {
+        self.0.flush();
+        self.1.flush();
     }
 }
 

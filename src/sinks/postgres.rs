@@ -169,8 +169,10 @@ impl Database for Postgres {
         Ok(())
     }
 
-    fn apply(&mut self, time: Time, ops: &RowOps<'_>, owner: &str) -> Result<(), SinkError> {
-        let stamp = format_millis(time as i64);
+    fn apply(&mut self, batch: &[(Time, RowOps<'_>)], owner: &str) -> Result<(), SinkError> {
+        let Some(&(last, _)) = batch.last() else {
+            return Ok(());
+        };
         let Postgres {
             client,
             statements,
@@ -178,35 +180,39 @@ impl Database for Postgres {
             ..
         } = self;
         let mut transaction = client.transaction()?;
-        for (rows, is_delete) in [(&ops.deletes, true), (&ops.upserts, false)] {
-            for row in rows.iter() {
-                let Some((table, values)) = table_and_values(row, &stamp) else {
-                    continue;
-                };
-                let (upsert, delete) = &statements[table.name];
-                let (statement, width) = if is_delete {
-                    (delete, table.key_len)
-                } else {
-                    (upsert, values.len())
-                };
-                let parameters: Vec<Box<dyn ToSql + Sync>> = values[..width]
-                    .iter()
-                    .zip(table.columns)
-                    .map(|(value, (_, kind))| parameter(value, *kind))
-                    .collect();
-                let references: Vec<&(dyn ToSql + Sync)> =
-                    parameters.iter().map(|p| p.as_ref()).collect();
-                transaction
-                    .execute(statement, &references)
-                    .map_err(|error| SinkError::Apply {
-                        table: table.name,
-                        message: error.to_string(),
-                    })?;
+        for (time, ops) in batch {
+            let stamp = format_millis(*time as i64);
+            for (rows, is_delete) in [(&ops.deletes, true), (&ops.upserts, false)] {
+                for row in rows.iter() {
+                    let Some((table, values)) = table_and_values(row, &stamp) else {
+                        continue;
+                    };
+                    let (upsert, delete) = &statements[table.name];
+                    let (statement, width) = if is_delete {
+                        (delete, table.key_len)
+                    } else {
+                        (upsert, values.len())
+                    };
+                    let parameters: Vec<Box<dyn ToSql + Sync>> = values[..width]
+                        .iter()
+                        .zip(table.columns)
+                        .map(|(value, (_, kind))| parameter(value, *kind))
+                        .collect();
+                    let references: Vec<&(dyn ToSql + Sync)> =
+                        parameters.iter().map(|p| p.as_ref()).collect();
+                    transaction
+                        .execute(statement, &references)
+                        .map_err(|error| SinkError::Apply {
+                            table: table.name,
+                            message: error.to_string(),
+                        })?;
+                }
             }
         }
+        let stamp = format_millis(last as i64);
         let advanced = transaction.execute(
             &progress.advance,
-            &[&SINK_NAME, &(time as i64), &stamp, &now_millis(), &owner],
+            &[&SINK_NAME, &(last as i64), &stamp, &now_millis(), &owner],
         )?;
         if advanced != 1 {
             return Err(SinkError::Fenced);

@@ -119,32 +119,38 @@ impl Database for Sqlite {
         Ok(())
     }
 
-    fn apply(&mut self, time: Time, ops: &RowOps<'_>, owner: &str) -> Result<(), SinkError> {
-        let stamp = format_millis(time as i64);
+    fn apply(&mut self, batch: &[(Time, RowOps<'_>)], owner: &str) -> Result<(), SinkError> {
+        let Some(&(last, _)) = batch.last() else {
+            return Ok(());
+        };
         let Sqlite {
             connection,
             statements,
         } = self;
         let transaction = connection.transaction()?;
-        for row in &ops.deletes {
-            if let Some((table, values)) = table_and_values(row, &stamp) {
-                let (_, delete) = &statements[table.name];
-                transaction
-                    .prepare_cached(delete)?
-                    .execute(params_from_iter(&values[..table.key_len]))?;
+        for (time, ops) in batch {
+            let stamp = format_millis(*time as i64);
+            for row in &ops.deletes {
+                if let Some((table, values)) = table_and_values(row, &stamp) {
+                    let (_, delete) = &statements[table.name];
+                    transaction
+                        .prepare_cached(delete)?
+                        .execute(params_from_iter(&values[..table.key_len]))?;
+                }
+            }
+            for row in &ops.upserts {
+                if let Some((table, values)) = table_and_values(row, &stamp) {
+                    let (upsert, _) = &statements[table.name];
+                    transaction
+                        .prepare_cached(upsert)?
+                        .execute(params_from_iter(&values))?;
+                }
             }
         }
-        for row in &ops.upserts {
-            if let Some((table, values)) = table_and_values(row, &stamp) {
-                let (upsert, _) = &statements[table.name];
-                transaction
-                    .prepare_cached(upsert)?
-                    .execute(params_from_iter(&values))?;
-            }
-        }
+        let stamp = format_millis(last as i64);
         let advanced = transaction
             .prepare_cached(&progress_statement(progress_sql::ADVANCE))?
-            .execute(params![SINK_NAME, time as i64, stamp, now_millis(), owner])?;
+            .execute(params![SINK_NAME, last as i64, stamp, now_millis(), owner])?;
         if advanced != 1 {
             return Err(SinkError::Fenced);
         }
