@@ -7,8 +7,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::csv_input::{Interleave, ReplayConfig};
 use crate::generator::GeneratorConfig;
+use crate::query::render::Format;
+use crate::query::{BusinessQuery, QueryOptions};
 use crate::rows::Millis;
 use crate::runtime::{now_millis, Clock, RunConfig, SourceSpec};
+use crate::sinks::SinkTarget;
 use crate::values::{parse_duration_millis, parse_millis};
 
 /// gridflow: the power-grid real-time warehouse as exact incremental views.
@@ -23,6 +26,71 @@ pub struct Cli {
 pub enum Command {
     /// Run the warehouse: the generator (default) or a CSV replay, through all four layers.
     Run(RunArgs),
+    /// Run one of the source's business queries (section 7) on the sink's tables.
+    Query(QueryArgs),
+}
+
+/// Options of `gridflow query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The query: load-monitoring (7.1), top-users (7.2), peak-hours (7.3), user-growth (7.4).
+    #[arg(value_enum)]
+    pub name: BusinessQuery,
+
+    /// The database a run's sink wrote: `sqlite://PATH` or `postgresql://…`. Default: the
+    /// DATABASE_URL environment variable if set, else `sqlite://gridflow.db`.
+    #[arg(long, env = "GRIDFLOW_SINK", value_name = "URL")]
+    pub sink: Option<String>,
+
+    /// The PostgreSQL schema holding the tables.
+    #[arg(long, env = "GRIDFLOW_SINK_SCHEMA", default_value = "public")]
+    pub sink_schema: String,
+
+    /// load-monitoring: show dashboard windows whose total_consumption exceeds this many kWh.
+    #[arg(long, default_value = "50000")]
+    pub threshold: rust_decimal::Decimal,
+
+    /// top-users: how many ranks to show per region and window.
+    #[arg(long, default_value_t = 10)]
+    pub top: i64,
+
+    /// peak-hours: the day of the dashboard updates, YYYY-MM-DD (default: the newest day in the
+    /// table, which is today on a live run).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<chrono::NaiveDate>,
+
+    /// user-growth: the start of the range, `YYYY-MM-DD HH:MM:SS` (default: one hour before the
+    /// newest window in the table).
+    #[arg(long, value_name = "TIMESTAMP", value_parser = parse_timestamp)]
+    pub since: Option<chrono::NaiveDateTime>,
+
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+fn parse_timestamp(text: &str) -> Result<chrono::NaiveDateTime, String> {
+    let millis = parse_millis(text)?;
+    chrono::DateTime::from_timestamp_millis(millis)
+        .map(|time| time.naive_utc())
+        .ok_or_else(|| format!("{text:?} is out of range"))
+}
+
+impl QueryArgs {
+    /// The database these options name.
+    pub fn sink_target(&self) -> Result<SinkTarget, String> {
+        SinkTarget::resolve(self.sink.as_deref())
+    }
+
+    /// The queries' parameters.
+    pub fn options(&self) -> QueryOptions {
+        QueryOptions {
+            threshold: self.threshold,
+            top: self.top,
+            date: self.date,
+            since: self.since,
+        }
+    }
 }
 
 /// Options of `gridflow run`.
@@ -149,13 +217,8 @@ pub const DEFAULT_SIMULATED_START: Millis = 1_704_067_200_000;
 
 impl RunArgs {
     /// The database sink these options name.
-    pub fn sink_target(&self) -> Result<crate::sinks::SinkTarget, String> {
-        match &self.sink {
-            Some(url) => crate::sinks::SinkTarget::parse(url),
-            None => Ok(crate::sinks::SinkTarget::Sqlite(
-                crate::sinks::DEFAULT_SQLITE_PATH.into(),
-            )),
-        }
+    pub fn sink_target(&self) -> Result<SinkTarget, String> {
+        SinkTarget::resolve(self.sink.as_deref())
     }
 
     /// Whether the input ends (a replay, or a generator with `--consumptions`).

@@ -13,6 +13,7 @@ pub mod export;
 pub mod generator;
 pub mod late;
 pub mod metrics;
+pub mod query;
 pub mod reference;
 pub mod rows;
 pub mod runtime;

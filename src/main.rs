@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 
-use gridflow::cli::{Cli, Command, RunArgs};
+use gridflow::cli::{Cli, Command, QueryArgs, RunArgs};
 use gridflow::dataflows::sink::Materialized;
 use gridflow::export::{write_errors, write_warehouse};
 use gridflow::metrics::{peak_memory_bytes, Metrics, MetricsSnapshot};
+use gridflow::query::{render, run_query};
 use gridflow::runtime::run;
 use gridflow::sinks::postgres::Postgres;
 use gridflow::sinks::sqlite::Sqlite;
@@ -26,6 +27,19 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run_warehouse(args),
+        Command::Query(args) => run_business_query(args),
+    }
+}
+
+fn run_business_query(args: QueryArgs) -> anyhow::Result<()> {
+    let target = args.sink_target().map_err(anyhow::Error::msg)?;
+    let result = run_query(&target, &args.sink_schema, args.name, &args.options())
+        .with_context(|| format!("query {:?} failed", args.name))?;
+    let stdout = std::io::stdout();
+    match render::write(&result, args.format, &mut stdout.lock()) {
+        // A reader that stopped early (`| head`) is not an error.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        printed => printed.context("cannot print the result"),
     }
 }
 

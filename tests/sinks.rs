@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::{fixture_dir, scratch_dir};
+use crate::postgres_scratch::{postgres_url, ScratchSchema};
 
 /// Each sunk table and the columns of its export file, in order, with its key order.
 const TABLES: [(&str, &str, &str); 6] = [
@@ -160,34 +161,7 @@ fn without_a_sink_option_the_run_writes_gridflow_db_in_the_working_directory() {
     assert!(dashboards > 0);
 }
 
-/// The PostgreSQL the suite runs against: `GRIDFLOW_TEST_DATABASE_URL` (set by scripts/test),
-/// else `DATABASE_URL`, else the local server. One that cannot be reached fails the test.
-fn postgres_url() -> String {
-    ["GRIDFLOW_TEST_DATABASE_URL", "DATABASE_URL"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|url| !url.is_empty()))
-        .unwrap_or_else(|| "postgresql://postgres@127.0.0.1:5432/postgres".to_string())
-}
-
-/// A scratch schema, dropped when the test ends.
-struct ScratchSchema {
-    client: postgres::Client,
-    name: String,
-}
-
 impl ScratchSchema {
-    fn new(tag: &str) -> ScratchSchema {
-        let url = postgres_url();
-        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap_or_else(|error| {
-            panic!("PostgreSQL at {url} cannot be reached ({error}); ./scripts/test starts one")
-        });
-        let name = format!("gridflow_test_{tag}_{}", std::process::id());
-        client
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-            .unwrap();
-        ScratchSchema { client, name }
-    }
-
     /// A table as export-format CSV text, read with PostgreSQL's own formatting.
     fn table_as_csv(
         &mut self,
@@ -232,14 +206,6 @@ impl ScratchSchema {
             csv.push('\n');
         }
         csv
-    }
-}
-
-impl Drop for ScratchSchema {
-    fn drop(&mut self) {
-        let _ = self
-            .client
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
     }
 }
 

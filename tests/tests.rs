@@ -2,7 +2,9 @@
 
 mod common;
 mod fixture;
+mod postgres_scratch;
 mod processes;
 mod properties;
+mod queries;
 mod replay_errors;
 mod sinks;

@@ -35,6 +35,20 @@ pub enum SinkTarget {
 pub const DEFAULT_SQLITE_PATH: &str = "gridflow.db";
 
 impl SinkTarget {
+    /// The sink `--sink` names; without it, the `DATABASE_URL` environment variable if set and
+    /// not empty, else the SQLite file `gridflow.db`.
+    pub fn resolve(sink: Option<&str>) -> Result<SinkTarget, String> {
+        match sink {
+            Some(url) => SinkTarget::parse(url),
+            None => match std::env::var("DATABASE_URL") {
+                Ok(url) if !url.is_empty() => {
+                    SinkTarget::parse(&url).map_err(|error| format!("DATABASE_URL: {error}"))
+                }
+                _ => Ok(SinkTarget::Sqlite(DEFAULT_SQLITE_PATH.into())),
+            },
+        }
+    }
+
     /// Parses a sink URL.
     pub fn parse(url: &str) -> Result<SinkTarget, String> {
         if url == "none" {

@@ -57,7 +57,7 @@ fn column_type(kind: Kind) -> &'static str {
 }
 
 /// Whether `name` is a plain identifier, safe to put into statements unquoted.
-fn is_identifier(name: &str) -> bool {
+pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
