@@ -14,6 +14,7 @@ use gridflow::export::{write_errors, write_warehouse};
 use gridflow::metrics::{peak_memory_bytes, Metrics, MetricsSnapshot};
 use gridflow::query::{render, run_query};
 use gridflow::runtime::run;
+use gridflow::sinks::background::Background;
 use gridflow::sinks::postgres::Postgres;
 use gridflow::sinks::sqlite::Sqlite;
 use gridflow::sinks::{Database, DatabaseSink, SinkTarget, Tee};
@@ -80,11 +81,13 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
     let database = match database {
         Some(database) => {
             let sink = DatabaseSink::new(database, args.sink_ods_dwd)
-                .context("cannot read the sink's progress")?;
+                .context("cannot read the sink's progress")?
+                .with_metrics(metrics.clone());
             if let Some(upto) = sink.applied_upto() {
                 eprintln!("the sink has applied up to logical time {upto}; earlier change sets are skipped");
             }
-            Some(sink)
+            // The database writes on its own thread while the dataflow computes on.
+            Some(Background::start(sink))
         }
         None => None,
     };
@@ -105,6 +108,14 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
         let _ = status.join();
     }
     let outcome = outcome?;
+    let (export, database) = match outcome.sink {
+        Some(Tee(export, database)) => (export, database),
+        None => (None, None),
+    };
+    // The run is done when the database holds its last change set; a sink failure is raised here.
+    let draining = Instant::now();
+    let database = database.map(Background::finish);
+    let elapsed = outcome.elapsed + draining.elapsed();
 
     let totals = metrics.snapshot();
     let peak = peak_memory_bytes().map_or("unknown".to_string(), |b| {
@@ -112,12 +123,9 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
     });
     eprintln!(
         "done in {:.3} s, peak memory {peak}: {}",
-        outcome.elapsed.as_secs_f64(),
-        totals.status_line(&MetricsSnapshot::default(), outcome.elapsed)
+        elapsed.as_secs_f64(),
+        totals.status_line(&MetricsSnapshot::default(), elapsed)
     );
-    let Some(Tee(export, database)) = outcome.sink else {
-        return Ok(());
-    };
     if let Some(mut database) = database {
         database
             .release()
@@ -125,9 +133,14 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
         let upto = database
             .applied_upto()
             .map_or("-".to_string(), |t| t.to_string());
+        let busy = totals.sink_busy_micros as f64 / 1e6;
         eprintln!(
-            "sink applied up to logical time {upto} ({} change sets skipped as already applied)",
-            database.skipped
+            "sink applied up to logical time {upto} ({} change sets skipped as already applied): \
+             {} row changes in {} transactions, {busy:.3} s writing ({:.0} row changes/s)",
+            database.skipped,
+            totals.sink_row_changes,
+            totals.sink_transactions,
+            totals.sink_row_changes as f64 / busy.max(1e-9),
         );
     }
     if let (Some(dir), Some(sink)) = (&args.export, export) {

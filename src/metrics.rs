@@ -28,6 +28,11 @@ pub struct Metrics {
     /// End-to-end latency of the latest completed tick, and the largest seen, in microseconds.
     pub latency_last_micros: AtomicU64,
     pub latency_max_micros: AtomicU64,
+    /// Row changes (upserts plus deletes) a database sink has committed, the transactions that
+    /// carried them, and the time spent writing them (retries included), in microseconds.
+    pub sink_row_changes: AtomicU64,
+    pub sink_transactions: AtomicU64,
+    pub sink_busy_micros: AtomicU64,
 }
 
 /// A copy of the counters at one instant.
@@ -45,6 +50,9 @@ pub struct MetricsSnapshot {
     pub caught_up_time: u64,
     pub latency_last_micros: u64,
     pub latency_max_micros: u64,
+    pub sink_row_changes: u64,
+    pub sink_transactions: u64,
+    pub sink_busy_micros: u64,
 }
 
 impl Metrics {
@@ -76,19 +84,23 @@ impl Metrics {
             caught_up_time: load(&self.caught_up_time),
             latency_last_micros: load(&self.latency_last_micros),
             latency_max_micros: load(&self.latency_max_micros),
+            sink_row_changes: load(&self.sink_row_changes),
+            sink_transactions: load(&self.sink_transactions),
+            sink_busy_micros: load(&self.sink_busy_micros),
         }
     }
 }
 
 impl MetricsSnapshot {
     /// The one-line status: rows in per layer, consumption rows/s since `previous`, the logical
-    /// time caught up, latency, late rows and corrected window rows.
+    /// time caught up, latency, late rows, corrected window rows, and the database sink's work.
     pub fn status_line(&self, previous: &MetricsSnapshot, interval: Duration) -> String {
         let rate = (self.ods_consumption_rows - previous.ods_consumption_rows) as f64
             / interval.as_secs_f64().max(1e-9);
         format!(
             "ods users={} consumption={} ({:.0} rows/s) | dwd={} dws regions={} rankings={} | ads={} | \
-             caught up to {} | latency {:.1} ms (max {:.1}) | late={} corrected={} malformed={}",
+             caught up to {} | latency {:.1} ms (max {:.1}) | late={} corrected={} malformed={} | \
+             sink changes={} tx={} busy={:.1} s",
             self.ods_user_rows,
             self.ods_consumption_rows,
             rate,
@@ -102,6 +114,9 @@ impl MetricsSnapshot {
             self.late_rows,
             self.corrected_window_rows,
             self.malformed_rows,
+            self.sink_row_changes,
+            self.sink_transactions,
+            self.sink_busy_micros as f64 / 1e6,
         )
     }
 }

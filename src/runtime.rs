@@ -276,8 +276,10 @@ fn drive(
             unsealed_time = None;
             worker.step();
             retire_completed(probe, &mut inflight, metrics, report_progress);
+            // Waiting for the dataflow (or a slow sink on worker 0) parks instead of spinning,
+            // which would take a core from the workers that have the work.
             while inflight.len() > config.max_inflight.max(1) {
-                worker.step();
+                worker.step_or_park(None);
                 retire_completed(probe, &mut inflight, metrics, report_progress);
             }
         }
@@ -286,7 +288,7 @@ fn drive(
         seal(users_input, consumption_input, time, &mut inflight);
     }
     while !inflight.is_empty() && !probe.done() {
-        worker.step();
+        worker.step_or_park(None);
         retire_completed(probe, &mut inflight, metrics, report_progress);
     }
 }

@@ -6,17 +6,21 @@
 //! for each retracted key that no new version replaces — and a [`Database`] applies them and
 //! the new progress atomically.
 
+pub mod background;
+mod net;
 pub mod postgres;
 pub mod sqlite;
 pub mod tables;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use thiserror::Error;
 
 use crate::dataflows::sink::{ChangeSet, ChangeSink, TableRow};
 use crate::export::dashboard_id;
+use crate::metrics::Metrics;
 use crate::rows::{Millis, RegionId, UserId};
 use crate::source::Time;
 
@@ -93,13 +97,29 @@ pub fn key_of(row: &TableRow) -> RowKey {
     }
 }
 
-/// The row operations of one change set.
+/// The row operations of one change set. A sunk table holds exactly the dataflow's output as of
+/// the sink's progress, one row per key, so a new version whose key has no retraction at the same
+/// time is a key the table does not hold yet.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct RowOps<'a> {
-    /// New row versions, to insert or to replace the row with the same key.
-    pub upserts: Vec<&'a TableRow>,
+    /// New versions of keys the table does not hold: inserted.
+    pub inserts: Vec<&'a TableRow>,
+    /// New versions replacing a retracted version of the same key: updated.
+    pub updates: Vec<&'a TableRow>,
     /// Retracted rows whose key no new version replaces: their keys are deleted.
     pub deletes: Vec<&'a TableRow>,
+}
+
+impl RowOps<'_> {
+    /// How many rows the operations change.
+    pub fn len(&self) -> usize {
+        self.inserts.len() + self.updates.len() + self.deletes.len()
+    }
+
+    /// Whether there is nothing to change.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Whether a database sink writes `row`: DWS and ADS always, ODS and DWD when asked, malformed
@@ -114,20 +134,25 @@ fn is_sunk(row: &TableRow, ods_and_dwd: bool) -> bool {
 
 /// Turns a consolidated change set into row operations on the tables the sink writes.
 pub fn row_ops(changes: &[(TableRow, isize)], ods_and_dwd: bool) -> RowOps<'_> {
-    let mut ops = RowOps::default();
-    let mut replaced: HashSet<(std::mem::Discriminant<TableRow>, RowKey)> = HashSet::new();
+    let table_key = |row: &TableRow| (std::mem::discriminant(row), key_of(row));
     let changes: Vec<&(TableRow, isize)> = changes
         .iter()
         .filter(|(row, _)| is_sunk(row, ods_and_dwd))
         .collect();
-    for (row, diff) in changes.iter().copied() {
-        if *diff > 0 {
-            replaced.insert((std::mem::discriminant(row), key_of(row)));
-            ops.upserts.push(row);
+    let (versions, retractions): (Vec<_>, Vec<_>) =
+        changes.into_iter().partition(|(_, diff)| *diff > 0);
+    let retracted: HashSet<_> = retractions.iter().map(|(row, _)| table_key(row)).collect();
+    let versioned: HashSet<_> = versions.iter().map(|(row, _)| table_key(row)).collect();
+    let mut ops = RowOps::default();
+    for (row, _) in versions {
+        if retracted.contains(&table_key(row)) {
+            ops.updates.push(row);
+        } else {
+            ops.inserts.push(row);
         }
     }
-    for (row, diff) in changes.iter().copied() {
-        if *diff < 0 && !replaced.contains(&(std::mem::discriminant(row), key_of(row))) {
+    for (row, _) in retractions {
+        if !versioned.contains(&table_key(row)) {
             ops.deletes.push(row);
         }
     }
@@ -250,6 +275,8 @@ pub struct DatabaseSink<D: Database> {
     pending: Vec<ChangeSet>,
     /// Change sets skipped because an earlier run had applied them.
     pub skipped: u64,
+    /// Where the sink counts what it wrote, if anyone reads it.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl<D: Database> DatabaseSink<D> {
@@ -279,7 +306,14 @@ impl<D: Database> DatabaseSink<D> {
             applied_upto,
             pending: Vec::new(),
             skipped: 0,
+            metrics: None,
         })
+    }
+
+    /// Counts the sink's row changes, transactions and write time into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> DatabaseSink<D> {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Gives the lease up, so the next job need not wait for it to lapse.
@@ -327,6 +361,7 @@ impl<D: Database> ChangeSink for DatabaseSink<D> {
             .iter()
             .map(|(time, changes)| (*time, row_ops(changes, self.ods_and_dwd)))
             .collect();
+        let started = std::time::Instant::now();
         let mut failures = 0;
         while let Err(error) = if failures == 0 {
             self.database.apply(&batch, &self.owner)
@@ -350,6 +385,15 @@ impl<D: Database> ChangeSink for DatabaseSink<D> {
             }
         }
         self.applied_upto = Some(last);
+        if let Some(metrics) = &self.metrics {
+            let changes: usize = batch.iter().map(|(_, ops)| ops.len()).sum();
+            Metrics::add(&metrics.sink_row_changes, changes as u64);
+            Metrics::add(&metrics.sink_transactions, 1);
+            Metrics::add(
+                &metrics.sink_busy_micros,
+                started.elapsed().as_micros() as u64,
+            );
+        }
     }
 }
 
@@ -409,7 +453,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_version_of_a_key_is_an_upsert_and_a_lone_retraction_a_delete() {
+    fn a_new_key_is_an_insert_a_new_version_an_update_and_a_lone_retraction_a_delete() {
         let changes = vec![
             (stats(1, 0, 100), -1),
             (stats(1, 0, 150), 1),
@@ -417,7 +461,8 @@ mod tests {
             (stats(3, 5_000, 10), 1),
         ];
         let ops = row_ops(&changes, false);
-        assert_eq!(ops.upserts, vec![&changes[1].0, &changes[3].0]);
+        assert_eq!(ops.updates, vec![&changes[1].0]);
+        assert_eq!(ops.inserts, vec![&changes[3].0]);
         assert_eq!(ops.deletes, vec![&changes[2].0]);
     }
 
@@ -435,8 +480,8 @@ mod tests {
             update_time: None,
         };
         let changes = vec![(TableRow::User(user), 1), (stats(1, 0, 1), 1)];
-        assert_eq!(row_ops(&changes, false).upserts.len(), 1);
-        assert_eq!(row_ops(&changes, true).upserts.len(), 2);
+        assert_eq!(row_ops(&changes, false).len(), 1);
+        assert_eq!(row_ops(&changes, true).len(), 2);
     }
 
     #[test]

@@ -1,14 +1,20 @@
 //! The PostgreSQL sink: the warehouse's tables in a schema (created if absent) with exact types
 //! (NUMERIC, TIMESTAMP(3)), and the sink's progress in the same transaction as each change set.
 //!
-//! Values travel as text and are cast by the server (`$1::text::numeric`), so decimals and
-//! timestamps arrive exactly as the export writes them.
+//! A run of change sets is written as its net operations (one per key, [`super::net`]): one
+//! `COPY` per table into a session-local staging table, then from it one `DELETE … USING` for the
+//! deleted keys, one `INSERT … ON CONFLICT DO UPDATE` for the updated ones and one plain `INSERT`
+//! for the new ones — a few round trips per table and run instead of one per row. A new key skips
+//! the conflict check (a third of the server's time when every row took that path); a table that
+//! somehow holds it already fails the transaction loudly instead of being overwritten. COPY's text format carries values exactly as the export writes them, and the
+//! server parses them into NUMERIC and TIMESTAMP(3).
 
 use std::collections::HashMap;
+use std::io::Write;
 
-use postgres::types::ToSql;
 use postgres::{Client, NoTls, Statement};
 
+use super::net::{net_ops, NetOp};
 use super::tables::{table_and_values, Kind, Table, Value, ALL};
 use super::{progress_sql, Database, RowOps, SinkError, SINK_NAME};
 use crate::rows::Millis;
@@ -24,9 +30,18 @@ pub struct Postgres {
     url: String,
     schema: String,
     client: Client,
-    /// The upsert and delete statement of each table, prepared once.
-    statements: HashMap<&'static str, (Statement, Statement)>,
+    /// The staging statements of each table, prepared once per session.
+    statements: HashMap<&'static str, Staging>,
     progress: Progress,
+}
+
+/// How a table's net operations reach it: COPY into the session's staging table, then delete
+/// and merge from there. The staging table empties itself at each commit.
+struct Staging {
+    copy: String,
+    delete: Statement,
+    update: Statement,
+    insert: Statement,
 }
 
 /// The prepared statements of the progress row and its lease.
@@ -36,15 +51,6 @@ struct Progress {
     holder: Statement,
     advance: Statement,
     release: Statement,
-}
-
-fn placeholder(n: usize, kind: Kind) -> String {
-    match kind {
-        Kind::Integer => format!("${n}::bigint"),
-        Kind::Text => format!("${n}::text"),
-        Kind::Decimal => format!("${n}::text::numeric"),
-        Kind::Timestamp => format!("${n}::text::timestamp(3)"),
-    }
 }
 
 fn column_type(kind: Kind) -> &'static str {
@@ -65,13 +71,59 @@ pub fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// A value as a statement parameter of the column's kind (NULLs typed to match).
-fn parameter(value: &Value, kind: Kind) -> Box<dyn ToSql + Sync> {
-    match (value, kind) {
-        (Value::Integer(n), _) => Box::new(*n),
-        (Value::Text(text), _) => Box::new(text.clone()),
-        (Value::Null, Kind::Integer) => Box::new(None::<i64>),
-        (Value::Null, _) => Box::new(None::<String>),
+/// Timestamps already rendered in COPY's text form: a run's rows share few distinct windows
+/// and logical times.
+#[derive(Default)]
+struct Timestamps(HashMap<Millis, String>);
+
+impl Timestamps {
+    fn render(&mut self, millis: Millis) -> &str {
+        self.0
+            .entry(millis)
+            .or_insert_with(|| format_millis(millis))
+    }
+}
+
+/// Appends `values` as one line of COPY's text format, with the op (`i`, `u`, `d`) last. Only the
+/// first `width` values are sent; the rest are NULL (a delete carries only its key).
+fn copy_line(
+    out: &mut Vec<u8>,
+    timestamps: &mut Timestamps,
+    values: &[Value<'_>],
+    width: usize,
+    op: u8,
+) {
+    for (index, value) in values.iter().enumerate() {
+        match value {
+            _ if index >= width => out.extend_from_slice(b"\\N"),
+            Value::Null => out.extend_from_slice(b"\\N"),
+            Value::Integer(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Value::Cents(cents) => {
+                let sign = if *cents < 0 { "-" } else { "" };
+                let magnitude = cents.unsigned_abs();
+                let _ = write!(out, "{sign}{}.{:02}", magnitude / 100, magnitude % 100);
+            }
+            Value::Millis(millis) => out.extend_from_slice(timestamps.render(*millis).as_bytes()),
+            Value::Text(text) => escape(out, text),
+            Value::OwnedText(text) => escape(out, text),
+        }
+        out.push(b'\t');
+    }
+    out.extend_from_slice(&[op, b'\n']);
+}
+
+/// `text` with COPY's text-format escapes.
+fn escape(out: &mut Vec<u8>, text: &str) {
+    for byte in text.bytes() {
+        match byte {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            other => out.push(other),
+        }
     }
 }
 
@@ -101,17 +153,27 @@ impl Postgres {
         client.batch_execute(&progress_statement(progress_sql::CREATE))?;
         let mut statements = HashMap::new();
         for table in ALL {
-            let upsert = client.prepare(
-                &table
-                    .upsert_sql(placeholder)
-                    .replace("{table}", &qualified(table)),
-            )?;
-            let delete = client.prepare(
-                &table
-                    .delete_sql(placeholder)
-                    .replace("{table}", &qualified(table)),
-            )?;
-            statements.insert(table.name, (upsert, delete));
+            let stage = format!("gridflow_stage_{}", table.name);
+            client.batch_execute(&format!(
+                "CREATE TEMPORARY TABLE {stage} (LIKE {}, gridflow_op TEXT NOT NULL) \
+                 ON COMMIT DELETE ROWS",
+                qualified(table)
+            ))?;
+            let render = |sql: String| {
+                sql.replace("{table}", &qualified(table))
+                    .replace("{stage}", &stage)
+            };
+            let columns: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
+            let staging = Staging {
+                copy: format!(
+                    "COPY {stage} ({}, gridflow_op) FROM STDIN",
+                    columns.join(", ")
+                ),
+                delete: client.prepare(&render(table.delete_from_stage_sql('d')))?,
+                update: client.prepare(&render(table.insert_from_stage_sql('u', true)))?,
+                insert: client.prepare(&render(table.insert_from_stage_sql('i', false)))?,
+            };
+            statements.insert(table.name, staging);
         }
         let progress = Progress {
             read: client.prepare(&progress_statement(progress_sql::READ))?,
@@ -180,33 +242,43 @@ impl Database for Postgres {
             ..
         } = self;
         let mut transaction = client.transaction()?;
-        for (time, ops) in batch {
-            let stamp = format_millis(*time as i64);
-            for (rows, is_delete) in [(&ops.deletes, true), (&ops.upserts, false)] {
-                for row in rows.iter() {
-                    let Some((table, values)) = table_and_values(row, &stamp) else {
-                        continue;
-                    };
-                    let (upsert, delete) = &statements[table.name];
-                    let (statement, width) = if is_delete {
-                        (delete, table.key_len)
-                    } else {
-                        (upsert, values.len())
-                    };
-                    let parameters: Vec<Box<dyn ToSql + Sync>> = values[..width]
-                        .iter()
-                        .zip(table.columns)
-                        .map(|(value, (_, kind))| parameter(value, *kind))
-                        .collect();
-                    let references: Vec<&(dyn ToSql + Sync)> =
-                        parameters.iter().map(|p| p.as_ref()).collect();
-                    transaction
-                        .execute(statement, &references)
-                        .map_err(|error| SinkError::Apply {
-                            table: table.name,
-                            message: error.to_string(),
-                        })?;
-                }
+        let mut lines = Vec::new();
+        let mut timestamps = Timestamps::default();
+        for ops in net_ops(batch) {
+            let Some(table) = ops.first().and_then(|op| table_and_values(op.row(), 0)) else {
+                continue;
+            };
+            let table = table.0;
+            let staging = &statements[table.name];
+            let failed = |error: postgres::Error| SinkError::Apply {
+                table: table.name,
+                message: error.to_string(),
+            };
+            lines.clear();
+            for op in ops {
+                let (stamp, op_code) = match op {
+                    NetOp::Insert(_, time) => (time as Millis, b'i'),
+                    NetOp::Update(_, time) => (time as Millis, b'u'),
+                    NetOp::Delete(_) => (0, b'd'),
+                };
+                let Some((_, values)) = table_and_values(op.row(), stamp) else {
+                    continue;
+                };
+                let width = if op_code == b'd' {
+                    table.key_len
+                } else {
+                    values.len()
+                };
+                copy_line(&mut lines, &mut timestamps, &values, width, op_code);
+            }
+            let mut copy = transaction.copy_in(&staging.copy).map_err(failed)?;
+            copy.write_all(&lines).map_err(|error| SinkError::Apply {
+                table: table.name,
+                message: error.to_string(),
+            })?;
+            copy.finish().map_err(failed)?;
+            for statement in [&staging.delete, &staging.update, &staging.insert] {
+                transaction.execute(statement, &[]).map_err(failed)?;
             }
         }
         let stamp = format_millis(last as i64);
@@ -219,5 +291,31 @@ impl Database for Postgres {
         }
         transaction.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_lines_escape_text_render_numbers_and_send_only_a_deletes_key() {
+        let values = [
+            Value::Integer(7),
+            Value::Text("a\tb\\c\nd"),
+            Value::Null,
+            Value::Cents(-5),
+            Value::Millis(1_704_067_200_500),
+        ];
+        let mut timestamps = Timestamps::default();
+        let mut line = Vec::new();
+        copy_line(&mut line, &mut timestamps, &values, 5, b'i');
+        assert_eq!(
+            String::from_utf8(line.clone()).unwrap(),
+            "7\ta\\tb\\\\c\\nd\t\\N\t-0.05\t2024-01-01 00:00:00.500\ti\n"
+        );
+        line.clear();
+        copy_line(&mut line, &mut timestamps, &values, 1, b'd');
+        assert_eq!(line, b"7\t\\N\t\\N\t\\N\t\\N\td\n");
     }
 }

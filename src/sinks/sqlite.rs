@@ -2,7 +2,9 @@
 //!
 //! Decimals are stored as TEXT with exactly two places and timestamps as TEXT
 //! `YYYY-MM-DD HH:MM:SS.mmm` (SQLite has no exact decimal type, and its date functions read this
-//! form); `CAST(total_consumption AS NUMERIC)` does arithmetic on them.
+//! form); the business queries compare and sum them exactly with SQLite's decimal extension
+//! ([`crate::query`]). A run of change sets is written as its net operations, one prepared
+//! statement per key.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,12 +12,13 @@ use std::path::Path;
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql};
 
+use super::net::{net_ops, NetOp};
 use super::tables::{table_and_values, Kind, Table, Value, ALL};
 use super::{progress_sql, Database, RowOps, SinkError, SINK_NAME};
 use crate::rows::Millis;
 use crate::runtime::now_millis;
 use crate::source::Time;
-use crate::values::format_millis;
+use crate::values::{format_cents, format_millis};
 
 /// A progress statement in SQLite's form.
 fn progress_statement(sql: &str) -> String {
@@ -46,11 +49,14 @@ fn for_table(sql: String, table: &Table) -> String {
     sql.replace("{table}", table.name)
 }
 
-impl ToSql for Value {
+impl ToSql for Value<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         match self {
             Value::Integer(n) => n.to_sql(),
             Value::Text(text) => text.to_sql(),
+            Value::OwnedText(text) => text.to_sql(),
+            Value::Cents(cents) => Ok(ToSqlOutput::from(format_cents(*cents))),
+            Value::Millis(millis) => Ok(ToSqlOutput::from(format_millis(*millis))),
             Value::Null => rusqlite::types::Null.to_sql(),
         }
     }
@@ -128,24 +134,27 @@ impl Database for Sqlite {
             statements,
         } = self;
         let transaction = connection.transaction()?;
-        for (time, ops) in batch {
-            let stamp = format_millis(*time as i64);
-            for row in &ops.deletes {
-                if let Some((table, values)) = table_and_values(row, &stamp) {
-                    let (_, delete) = &statements[table.name];
-                    transaction
-                        .prepare_cached(delete)?
-                        .execute(params_from_iter(&values[..table.key_len]))?;
-                }
-            }
-            for row in &ops.upserts {
-                if let Some((table, values)) = table_and_values(row, &stamp) {
-                    let (upsert, _) = &statements[table.name];
-                    transaction
-                        .prepare_cached(upsert)?
-                        .execute(params_from_iter(&values))?;
-                }
-            }
+        for op in net_ops(batch).into_iter().flatten() {
+            let (stamp, delete) = match op {
+                NetOp::Insert(_, time) | NetOp::Update(_, time) => (time as Millis, false),
+                NetOp::Delete(_) => (0, true),
+            };
+            let Some((table, values)) = table_and_values(op.row(), stamp) else {
+                continue;
+            };
+            let (upsert, delete_key) = &statements[table.name];
+            let (statement, width) = if delete {
+                (delete_key, table.key_len)
+            } else {
+                (upsert, values.len())
+            };
+            transaction
+                .prepare_cached(statement)?
+                .execute(params_from_iter(&values[..width]))
+                .map_err(|error| SinkError::Apply {
+                    table: table.name,
+                    message: error.to_string(),
+                })?;
         }
         let stamp = format_millis(last as i64);
         let advanced = transaction

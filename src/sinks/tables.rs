@@ -3,7 +3,7 @@
 
 use crate::dataflows::sink::TableRow;
 use crate::export::dashboard_id;
-use crate::values::{format_cents, format_millis};
+use crate::rows::Millis;
 
 /// What a column holds; each backend maps it to its own type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,11 +34,18 @@ impl Table {
     }
 }
 
-/// A value bound into a statement.
+/// A value bound into a statement, borrowed from its row where it can be; decimals and
+/// timestamps stay numbers until a backend renders them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Value {
+pub enum Value<'a> {
     Integer(i64),
-    Text(String),
+    Text(&'a str),
+    /// Text computed from the row (the dashboard's id).
+    OwnedText(String),
+    /// A decimal with two places, in hundredths.
+    Cents(i64),
+    /// A timestamp, in epoch milliseconds.
+    Millis(i64),
     Null,
 }
 
@@ -160,29 +167,29 @@ pub const ALL: [&Table; 6] = [
     &ADS_POWER_DASHBOARD,
 ];
 
-fn text(value: &str) -> Value {
-    Value::Text(value.to_string())
+fn text(value: &str) -> Value<'_> {
+    Value::Text(value)
 }
 
-fn optional_text(value: &Option<String>) -> Value {
+fn optional_text(value: &Option<String>) -> Value<'_> {
     value.as_deref().map_or(Value::Null, text)
 }
 
-fn cents(value: i64) -> Value {
-    Value::Text(format_cents(value))
+fn cents(value: i64) -> Value<'static> {
+    Value::Cents(value)
 }
 
-fn time(value: i64) -> Value {
-    Value::Text(format_millis(value))
+fn time(value: i64) -> Value<'static> {
+    Value::Millis(value)
 }
 
-fn optional<T: Copy>(value: Option<T>, to: impl Fn(T) -> Value) -> Value {
+fn optional<'a, T: Copy>(value: Option<T>, to: impl Fn(T) -> Value<'a>) -> Value<'a> {
     value.map_or(Value::Null, to)
 }
 
-/// The table of `row` and its values in column order; `stamp` fills the processing-time
-/// columns. `None` for rows that are not table rows (malformed input).
-pub fn table_and_values(row: &TableRow, stamp: &str) -> Option<(&'static Table, Vec<Value>)> {
+/// The table of `row` and its values in column order; `stamp` (a logical time) fills the
+/// processing-time columns. `None` for rows that are not table rows (malformed input).
+pub fn table_and_values(row: &TableRow, stamp: Millis) -> Option<(&'static Table, Vec<Value<'_>>)> {
     use Value::Integer as Int;
     let values = match row {
         TableRow::User(u) => (
@@ -224,7 +231,7 @@ pub fn table_and_values(row: &TableRow, stamp: &str) -> Option<(&'static Table, 
                 Int(d.dim.region_id.into()),
                 text(&d.dim.region_name),
                 text(&d.dim.usage_type),
-                text(stamp),
+                time(stamp),
             ],
         ),
         TableRow::RegionStats(s) => (
@@ -257,7 +264,7 @@ pub fn table_and_values(row: &TableRow, stamp: &str) -> Option<(&'static Table, 
         TableRow::Dashboard(d) => (
             &ADS_POWER_DASHBOARD,
             vec![
-                text(&dashboard_id(d.region_id, d.stat_date)),
+                Value::OwnedText(dashboard_id(d.region_id, d.stat_date)),
                 time(d.stat_date),
                 Int(d.region_id.into()),
                 text(&d.region_name),
@@ -270,7 +277,7 @@ pub fn table_and_values(row: &TableRow, stamp: &str) -> Option<(&'static Table, 
                 Int(d.top_user_id),
                 text(&d.top_user_name),
                 cents(d.top_user_consumption),
-                text(stamp),
+                time(stamp),
             ],
         ),
         TableRow::Error(_) => return None,
@@ -279,26 +286,68 @@ pub fn table_and_values(row: &TableRow, stamp: &str) -> Option<(&'static Table, 
 }
 
 impl Table {
+    fn column_names(&self) -> Vec<&'static str> {
+        self.columns.iter().map(|(name, _)| *name).collect()
+    }
+
+    /// `ON CONFLICT (key) DO UPDATE SET …`: a row whose key exists replaces it.
+    fn on_conflict_update(&self) -> String {
+        let names = self.column_names();
+        let updates: Vec<String> = names[self.key_len..]
+            .iter()
+            .map(|name| format!("{name} = excluded.{name}"))
+            .collect();
+        format!(
+            "ON CONFLICT ({}) DO UPDATE SET {}",
+            names[..self.key_len].join(", "),
+            updates.join(", ")
+        )
+    }
+
     /// `INSERT … ON CONFLICT (key) DO UPDATE SET …` for one row, with `placeholder(n, kind)`
     /// rendering the n-th (1-based) parameter.
     pub fn upsert_sql(&self, placeholder: impl Fn(usize, Kind) -> String) -> String {
-        let names: Vec<&str> = self.columns.iter().map(|(name, _)| *name).collect();
         let params: Vec<String> = self
             .columns
             .iter()
             .enumerate()
             .map(|(i, (_, kind))| placeholder(i + 1, *kind))
             .collect();
-        let updates: Vec<String> = names[self.key_len..]
+        format!(
+            "INSERT INTO {{table}} ({}) VALUES ({}) {}",
+            self.column_names().join(", "),
+            params.join(", "),
+            self.on_conflict_update()
+        )
+    }
+
+    /// Inserts the rows of the staging table `{stage}` (the table's columns plus `gridflow_op`)
+    /// whose op is `op`, in key order; with `replace`, a row whose key exists replaces it.
+    pub fn insert_from_stage_sql(&self, op: char, replace: bool) -> String {
+        let names = self.column_names();
+        let columns = names.join(", ");
+        format!(
+            "INSERT INTO {{table}} ({columns}) SELECT {columns} FROM {{stage}} \
+             WHERE gridflow_op = '{op}' ORDER BY {}{}",
+            names[..self.key_len].join(", "),
+            if replace {
+                format!(" {}", self.on_conflict_update())
+            } else {
+                String::new()
+            }
+        )
+    }
+
+    /// Deletes the rows whose keys the staging table `{stage}` holds with op `op`.
+    pub fn delete_from_stage_sql(&self, op: char) -> String {
+        let conditions: Vec<String> = self
+            .key()
             .iter()
-            .map(|name| format!("{name} = excluded.{name}"))
+            .map(|(name, _)| format!("t.{name} = s.{name}"))
             .collect();
         format!(
-            "INSERT INTO {{table}} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
-            names.join(", "),
-            params.join(", "),
-            names[..self.key_len].join(", "),
-            updates.join(", ")
+            "DELETE FROM {{table}} AS t USING {{stage}} AS s WHERE s.gridflow_op = '{op}' AND {}",
+            conditions.join(" AND ")
         )
     }
 
