@@ -8,9 +8,10 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
@@ -67,6 +68,17 @@ pub struct RunConfig {
     pub stop: Arc<AtomicBool>,
 }
 
+/// The message of a panic payload (a `String` or `&str`, as `panic!` makes them).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else if let Some(message) = payload.downcast_ref::<&str>() {
+        message.to_string()
+    } else {
+        "a worker panicked".to_string()
+    }
+}
+
 /// A failure of a run as a whole (bad rows are not failures: they are counted and reported).
 #[derive(Debug, Error)]
 pub enum RunError {
@@ -99,114 +111,129 @@ where
 {
     let started = Instant::now();
     let make_sink = Arc::new(make_sink);
+    // Timely reports a worker's panic without its message; the workers record it here.
+    let first_panic: Arc<Mutex<Option<String>>> = Arc::default();
+    let worker_panic = first_panic.clone();
     let guards = timely::execute(config.timely.clone(), move |worker| {
-        let index = worker.index();
-        let peers = worker.peers();
-        let (mut source, errors): (Box<dyn Source>, Vec<RowError>) = match &source {
-            SourceSpec::Generator(generator) => (
-                Box::new(Generator::new(generator.clone(), index, peers)),
-                Vec::new(),
-            ),
-            SourceSpec::Replay(replay) => {
-                let mut replay =
-                    CsvReplay::load(replay.clone(), index, peers).map_err(|e| e.to_string())?;
-                let errors = replay.take_errors();
-                (Box::new(replay), errors)
-            }
-            SourceSpec::Scripted(ticks) => (
-                Box::new(Scripted::new(ticks.clone(), index, peers)),
-                Vec::new(),
-            ),
-        };
-        let sink_cell: Option<Rc<RefCell<S>>> = match (index, make_sink.as_ref()) {
-            (0, Some(make)) => Some(Rc::new(RefCell::new(make()))),
-            _ => None,
-        };
-        let collect = make_sink.is_some();
-
-        let mut users_input: InputHandle<Time, (UserId, Option<User>, Time)> = InputHandle::new();
-        let mut consumption_input: InputHandle<Time, (ConsumptionId, Option<Consumption>, Time)> =
-            InputHandle::new();
-        let mut errors_input: InputHandle<Time, (RowError, Time, isize)> = InputHandle::new();
-        let probe = ProbeHandle::new();
-        let window = config.window;
-        let sink_ods_and_dwd = config.sink_ods_and_dwd;
-        let worker_metrics = metrics.clone();
-        let operator_sink = sink_cell.clone();
-        worker.dataflow::<Time, _, _>(|scope| {
-            let errors = scope.input_from(&mut errors_input).as_collection();
-            let users = scope.input_from(&mut users_input);
-            let consumption = scope.input_from(&mut consumption_input);
-            let layers = warehouse(users, consumption, window);
-            let arriving_dates = layers
-                .ods
-                .consumption
-                .clone()
-                .as_collection(|_, c| c.consumption_date);
-            count_late_rows(arriving_dates, worker_metrics.clone());
-            let m = &worker_metrics;
-            let details = count_updates(layers.dwd.details, m, |m| &m.dwd_updates);
-            let region_stats = count_updates(layers.dws.region_stats, m, |m| &m.dws_region_updates);
-            let region_stats = count_corrections(region_stats, m);
-            let rankings = count_updates(layers.dws.rankings, m, |m| &m.dws_ranking_updates);
-            let dashboards = count_updates(layers.ads.dashboards, m, |m| &m.ads_updates);
-            let details = details.probe_with(&probe);
-            let region_stats = region_stats.probe_with(&probe);
-            let rankings = rankings.probe_with(&probe);
-            let dashboards = dashboards.probe_with(&probe);
-            if collect {
-                let mut tables: Vec<Table<'_, TableRow>> = vec![
-                    errors.map(TableRow::Error),
-                    region_stats.map(TableRow::RegionStats),
-                    rankings.map(TableRow::Ranking),
-                    dashboards.map(TableRow::Dashboard),
-                ];
-                if sink_ods_and_dwd {
-                    tables.push(
-                        layers
-                            .ods
-                            .users
-                            .as_collection(|_, u| TableRow::User(u.clone())),
-                    );
-                    tables.push(
-                        layers
-                            .ods
-                            .consumption
-                            .as_collection(|_, c| TableRow::Consumption(c.clone())),
-                    );
-                    tables.push(details.map(TableRow::Detail));
+        let body = AssertUnwindSafe(|| -> Result<Option<S>, String> {
+            let index = worker.index();
+            let peers = worker.peers();
+            let (mut source, errors): (Box<dyn Source>, Vec<RowError>) = match &source {
+                SourceSpec::Generator(generator) => (
+                    Box::new(Generator::new(generator.clone(), index, peers)),
+                    Vec::new(),
+                ),
+                SourceSpec::Replay(replay) => {
+                    let mut replay =
+                        CsvReplay::load(replay.clone(), index, peers).map_err(|e| e.to_string())?;
+                    let errors = replay.take_errors();
+                    (Box::new(replay), errors)
                 }
-                let rows = differential_dataflow::collection::concatenate(scope, tables);
-                sink(rows, operator_sink);
+                SourceSpec::Scripted(ticks) => (
+                    Box::new(Scripted::new(ticks.clone(), index, peers)),
+                    Vec::new(),
+                ),
+            };
+            let sink_cell: Option<Rc<RefCell<S>>> = match (index, make_sink.as_ref()) {
+                (0, Some(make)) => Some(Rc::new(RefCell::new(make()))),
+                _ => None,
+            };
+            let collect = make_sink.is_some();
+
+            let mut users_input: InputHandle<Time, (UserId, Option<User>, Time)> =
+                InputHandle::new();
+            let mut consumption_input: InputHandle<
+                Time,
+                (ConsumptionId, Option<Consumption>, Time),
+            > = InputHandle::new();
+            let mut errors_input: InputHandle<Time, (RowError, Time, isize)> = InputHandle::new();
+            let probe = ProbeHandle::new();
+            let window = config.window;
+            let sink_ods_and_dwd = config.sink_ods_and_dwd;
+            let worker_metrics = metrics.clone();
+            let operator_sink = sink_cell.clone();
+            worker.dataflow::<Time, _, _>(|scope| {
+                let errors = scope.input_from(&mut errors_input).as_collection();
+                let users = scope.input_from(&mut users_input);
+                let consumption = scope.input_from(&mut consumption_input);
+                let layers = warehouse(users, consumption, window);
+                let arriving_dates = layers
+                    .ods
+                    .consumption
+                    .clone()
+                    .as_collection(|_, c| c.consumption_date);
+                count_late_rows(arriving_dates, worker_metrics.clone());
+                let m = &worker_metrics;
+                let details = count_updates(layers.dwd.details, m, |m| &m.dwd_updates);
+                let region_stats =
+                    count_updates(layers.dws.region_stats, m, |m| &m.dws_region_updates);
+                let region_stats = count_corrections(region_stats, m);
+                let rankings = count_updates(layers.dws.rankings, m, |m| &m.dws_ranking_updates);
+                let dashboards = count_updates(layers.ads.dashboards, m, |m| &m.ads_updates);
+                let details = details.probe_with(&probe);
+                let region_stats = region_stats.probe_with(&probe);
+                let rankings = rankings.probe_with(&probe);
+                let dashboards = dashboards.probe_with(&probe);
+                if collect {
+                    let mut tables: Vec<Table<'_, TableRow>> = vec![
+                        errors.map(TableRow::Error),
+                        region_stats.map(TableRow::RegionStats),
+                        rankings.map(TableRow::Ranking),
+                        dashboards.map(TableRow::Dashboard),
+                    ];
+                    if sink_ods_and_dwd {
+                        tables.push(
+                            layers
+                                .ods
+                                .users
+                                .as_collection(|_, u| TableRow::User(u.clone())),
+                        );
+                        tables.push(
+                            layers
+                                .ods
+                                .consumption
+                                .as_collection(|_, c| TableRow::Consumption(c.clone())),
+                        );
+                        tables.push(details.map(TableRow::Detail));
+                    }
+                    let rows = differential_dataflow::collection::concatenate(scope, tables);
+                    sink(rows, operator_sink);
+                }
+            });
+
+            // Malformed rows are reported once, by the worker that found them, at the first time.
+            Metrics::add(&metrics.malformed_rows, errors.len() as u64);
+            for error in errors {
+                eprintln!("malformed row {error}");
+                errors_input.send((error, 0, 1));
+            }
+            drop(errors_input);
+            drive(
+                worker,
+                &mut *source,
+                &mut users_input,
+                &mut consumption_input,
+                &probe,
+                &config,
+                &metrics,
+            );
+            drop(users_input);
+            drop(consumption_input);
+            while worker.has_dataflows() {
+                worker.step_or_park(None);
+            }
+            match sink_cell.map(Rc::try_unwrap) {
+                None => Ok(None),
+                Some(Ok(cell)) => Ok(Some(cell.into_inner())),
+                Some(Err(_)) => Err("the sink is still held by a finished dataflow".to_string()),
             }
         });
-
-        // Malformed rows are reported once, by the worker that found them, at the first time.
-        Metrics::add(&metrics.malformed_rows, errors.len() as u64);
-        for error in errors {
-            eprintln!("malformed row {error}");
-            errors_input.send((error, 0, 1));
-        }
-        drop(errors_input);
-        drive(
-            worker,
-            &mut *source,
-            &mut users_input,
-            &mut consumption_input,
-            &probe,
-            &config,
-            &metrics,
-        );
-        drop(users_input);
-        drop(consumption_input);
-        while worker.has_dataflows() {
-            worker.step_or_park(None);
-        }
-        match sink_cell.map(Rc::try_unwrap) {
-            None => Ok(None),
-            Some(Ok(cell)) => Ok(Some(cell.into_inner())),
-            Some(Err(_)) => Err("the sink is still held by a finished dataflow".to_string()),
-        }
+        std::panic::catch_unwind(body).unwrap_or_else(|payload| {
+            let mut first = worker_panic.lock().unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert_with(|| panic_message(payload.as_ref()));
+            drop(first);
+            std::panic::resume_unwind(payload)
+        })
     })
     .map_err(RunError::Start)?;
     let mut sink = None;
@@ -214,7 +241,11 @@ where
         match result {
             Ok(Ok(Some(worker_sink))) => sink = Some(worker_sink),
             Ok(Ok(None)) => {}
-            Ok(Err(error)) | Err(error) => return Err(RunError::Worker(error)),
+            Ok(Err(error)) => return Err(RunError::Worker(error)),
+            Err(error) => {
+                let recorded = first_panic.lock().unwrap_or_else(|e| e.into_inner()).take();
+                return Err(RunError::Worker(recorded.unwrap_or(error)));
+            }
         }
     }
     Ok(RunOutcome {

@@ -161,51 +161,75 @@ fn without_a_sink_option_the_run_writes_gridflow_db_in_the_working_directory() {
     assert!(dashboards > 0);
 }
 
-impl ScratchSchema {
-    /// A table as export-format CSV text, read with PostgreSQL's own formatting.
-    fn table_as_csv(
-        &mut self,
-        table: &gridflow::sinks::tables::Table,
-        columns: &str,
-        order: &str,
-    ) -> String {
-        use gridflow::sinks::tables::Kind;
-        let select: Vec<String> = columns
-            .split(',')
-            .map(|column| {
-                let kind = table
-                    .columns
-                    .iter()
-                    .find(|(name, _)| *name == column)
-                    .expect("a column")
-                    .1;
-                match kind {
-                    Kind::Timestamp => format!("to_char({column}, 'YYYY-MM-DD HH24:MI:SS.MS')"),
-                    _ => format!("{column}::text"),
-                }
-            })
+/// A table of `schema` as export-format CSV text, read with PostgreSQL's own formatting.
+fn postgres_table_as_csv(
+    client: &mut postgres::Client,
+    schema: &str,
+    table: &gridflow::sinks::tables::Table,
+    columns: &str,
+    order: &str,
+) -> String {
+    use gridflow::sinks::tables::Kind;
+    let select: Vec<String> = columns
+        .split(',')
+        .map(|column| {
+            let kind = table
+                .columns
+                .iter()
+                .find(|(name, _)| *name == column)
+                .expect("a column")
+                .1;
+            match kind {
+                Kind::Timestamp => format!("to_char({column}, 'YYYY-MM-DD HH24:MI:SS.MS')"),
+                _ => format!("{column}::text"),
+            }
+        })
+        .collect();
+    // PostgreSQL sorts dashboard ids by its collation; the contract sorts them as bytes.
+    let order = if table.name == "ads_power_dashboard" {
+        "dashboard_id COLLATE \"C\"".to_string()
+    } else {
+        // Qualified, or PostgreSQL would sort by the text output columns of the same names.
+        order
+            .split(", ")
+            .map(|column| format!("t.{column}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let sql = format!(
+        "SELECT {} FROM {schema}.{} AS t ORDER BY {order}",
+        select.join(", "),
+        table.name,
+    );
+    let mut csv = format!("{columns}\n");
+    for row in client.query(&sql, &[]).unwrap() {
+        let fields: Vec<String> = (0..row.len())
+            .map(|i| row.get::<_, Option<String>>(i).unwrap_or_default())
             .collect();
-        let sql = format!(
-            "SELECT {} FROM {}.{} AS t ORDER BY {}",
-            select.join(", "),
-            self.name,
-            table.name,
-            // Qualified, or PostgreSQL would sort by the text output columns of the same names.
-            order
-                .split(", ")
-                .map(|column| format!("t.{column}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+        csv.push_str(&fields.join(","));
+        csv.push('\n');
+    }
+    csv
+}
+
+/// Asserts that the DWS and ADS tables in `schema` equal the export a run wrote to `export`.
+pub fn assert_postgres_tables_equal_the_export(
+    client: &mut postgres::Client,
+    schema: &str,
+    export: &Path,
+    context: &str,
+) {
+    for (table, (name, columns, order)) in gridflow::sinks::tables::ALL.iter().zip(TABLES).skip(3) {
+        let expected = std::fs::read_to_string(export.join(format!("{name}.csv"))).unwrap();
+        let actual = postgres_table_as_csv(client, schema, table, columns, order);
+        let first_difference = expected.lines().zip(actual.lines()).find(|(e, a)| e != a);
+        assert!(
+            expected == actual,
+            "{name} in PostgreSQL differs from the run's export {context}: {} rows against {}, \
+             first difference {first_difference:?}",
+            actual.lines().count(),
+            expected.lines().count()
         );
-        let mut csv = format!("{columns}\n");
-        for row in self.client.query(&sql, &[]).unwrap() {
-            let fields: Vec<String> = (0..row.len())
-                .map(|i| row.get::<_, Option<String>>(i).unwrap_or_default())
-                .collect();
-            csv.push_str(&fields.join(","));
-            csv.push('\n');
-        }
-        csv
     }
 }
 
@@ -222,13 +246,7 @@ fn the_postgresql_sink_holds_the_fixture_answer_in_every_table_with_exact_types(
         let expected =
             std::fs::read_to_string(fixture_dir().join("expected").join(format!("{name}.csv")))
                 .unwrap();
-        // PostgreSQL sorts dashboard ids by its collation; the contract sorts them as bytes.
-        let order = if name == "ads_power_dashboard" {
-            "dashboard_id COLLATE \"C\""
-        } else {
-            order
-        };
-        let actual = schema.table_as_csv(table, columns, order);
+        let actual = postgres_table_as_csv(&mut schema.client, &schema.name, table, columns, order);
         let first_difference = expected.lines().zip(actual.lines()).find(|(e, a)| e != a);
         assert!(
             expected == actual,
@@ -315,19 +333,12 @@ fn the_postgresql_sink_survives_its_connection_being_killed_without_losing_or_do
         "the run ended before its backend could be terminated"
     );
     assert!(stderr.contains("retry 1 of 3"), "{stderr}");
-    for (table, (name, columns, order)) in gridflow::sinks::tables::ALL.iter().zip(TABLES).skip(3) {
-        let expected = std::fs::read_to_string(export.join(format!("{name}.csv"))).unwrap();
-        let order = if name == "ads_power_dashboard" {
-            "dashboard_id COLLATE \"C\""
-        } else {
-            order
-        };
-        let actual = schema.table_as_csv(table, columns, order);
-        assert!(
-            expected == actual,
-            "{name} in PostgreSQL differs from the run's export after {killed} kills"
-        );
-    }
+    assert_postgres_tables_equal_the_export(
+        &mut schema.client,
+        &schema.name,
+        &export,
+        &format!("after {killed} kills"),
+    );
 }
 
 #[test]
@@ -409,4 +420,51 @@ fn a_job_whose_lease_was_taken_over_is_fenced_and_writes_nothing() {
     );
     second.apply(&[(30, RowOps::default())], "second").unwrap();
     assert_eq!(first.progress().unwrap(), Some(30));
+}
+
+#[test]
+fn a_constraint_error_is_retried_then_stops_the_job_naming_the_table_and_time() {
+    let mut schema = ScratchSchema::new("constraint");
+    let url = postgres_url();
+    // A first run creates the tables; then they are emptied, the progress forgotten, and a
+    // constraint added that the dashboard's rows break.
+    replay_into_sink(&url, &["--sink-schema", &schema.name]);
+    schema
+        .client
+        .batch_execute(&format!(
+            "TRUNCATE {s}.dws_region_daily_stats, {s}.dws_user_ranking, {s}.ads_power_dashboard;
+             DELETE FROM {s}.gridflow_progress;
+             ALTER TABLE {s}.ads_power_dashboard ADD CONSTRAINT tiny CHECK (total_consumption < 1)",
+            s = schema.name
+        ))
+        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_gridflow"))
+        .args(["run", "--status-interval", "0", "--input"])
+        .arg(fixture_dir().join("input"))
+        .args(["--sink", &url, "--sink-schema", &schema.name])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("retry 3 of 3"), "{stderr}");
+    assert!(
+        stderr.contains("the sink stopped at logical time 17040672")
+            && stderr.contains("after 3 retries")
+            && stderr.contains("table ads_power_dashboard: ERROR: new row")
+            && stderr.contains("violates check constraint \"tiny\""),
+        "{stderr}"
+    );
+    // Nothing of the failed change set is in the tables: it was one transaction.
+    let dashboards: i64 = schema
+        .client
+        .query_one(
+            &format!(
+                "SELECT COUNT(*) FROM {}.dws_region_daily_stats",
+                schema.name
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(dashboards, 0);
 }

@@ -3,8 +3,10 @@
 mod common;
 mod fixture;
 mod postgres_scratch;
+mod private_postgres;
 mod processes;
 mod properties;
 mod queries;
 mod replay_errors;
+mod server_restart;
 mod sinks;

@@ -164,7 +164,7 @@ pub fn row_ops(changes: &[(TableRow, isize)], ods_and_dwd: bool) -> RowOps<'_> {
 pub enum SinkError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("postgresql: {0}")]
+    #[error("postgresql: {}", postgres::describe(.0))]
     Postgres(#[from] ::postgres::Error),
     #[error("{0}")]
     Config(String),
@@ -236,7 +236,9 @@ pub const SINK_NAME: &str = "warehouse";
 
 /// Retries of a failed write before the job stops (the source's rule), and the first backoff.
 pub const RETRIES: u32 = 3;
-const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
+/// Backoffs of 1, 2 and 4 s: together long enough to ride out a server restart, short enough
+/// that a dead server stops the job within seconds.
+const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Database for Box<dyn Database + Send> {
     fn progress(&mut self) -> Result<Option<Time>, SinkError> {
@@ -363,11 +365,8 @@ impl<D: Database> ChangeSink for DatabaseSink<D> {
             .collect();
         let started = std::time::Instant::now();
         let mut failures = 0;
-        while let Err(error) = if failures == 0 {
-            self.database.apply(&batch, &self.owner)
-        } else {
-            self.retry_apply(last, &batch)
-        } {
+        let mut outcome = self.database.apply(&batch, &self.owner);
+        while let Err(error) = outcome {
             failures += 1;
             if matches!(error, SinkError::Fenced) {
                 panic!("the sink stopped at logical time {last}: {error}");
@@ -375,14 +374,19 @@ impl<D: Database> ChangeSink for DatabaseSink<D> {
             if failures > RETRIES {
                 // A change set is never dropped: the job stops, and the panic ends the worker
                 // with this message, which the run reports.
-                panic!("the sink stopped at logical time {last} after {RETRIES} retries: {error}");
+                let tables = tables_written(&batch);
+                panic!(
+                    "the sink stopped at logical time {last} after {RETRIES} retries, writing \
+                     {tables}: {error}"
+                );
             }
             let backoff = FIRST_BACKOFF * 2u32.pow(failures - 1);
             eprintln!("sink write up to logical time {last} failed ({error}); retry {failures} of {RETRIES} in {backoff:?}");
             std::thread::sleep(backoff);
-            if let Err(error) = self.database.reconnect() {
-                eprintln!("sink reconnect failed: {error}");
-            }
+            outcome = self
+                .database
+                .reconnect()
+                .and_then(|()| self.retry_apply(last, &batch));
         }
         self.applied_upto = Some(last);
         if let Some(metrics) = &self.metrics {
@@ -395,6 +399,22 @@ impl<D: Database> ChangeSink for DatabaseSink<D> {
             );
         }
     }
+}
+
+/// The tables a run of row operations writes, in layer order, for error messages.
+fn tables_written(batch: &[(Time, RowOps<'_>)]) -> String {
+    let written: HashSet<&str> = batch
+        .iter()
+        .flat_map(|(_, ops)| ops.inserts.iter().chain(&ops.updates).chain(&ops.deletes))
+        .filter_map(|row| tables::table_and_values(row, 0).map(|(table, _)| table.name))
+        .collect();
+    let names: Vec<&str> = tables::ALL
+        .iter()
+        .map(|table| table.name)
+        .filter(|name| written.contains(name))
+        .collect();
+    let noun = if names.len() == 1 { "table" } else { "tables" };
+    format!("{noun} {}", names.join(", "))
 }
 
 impl<S: ChangeSink> ChangeSink for Option<S> {

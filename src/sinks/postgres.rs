@@ -62,6 +62,18 @@ fn column_type(kind: Kind) -> &'static str {
     }
 }
 
+/// A PostgreSQL error as a person needs it: the server's own message where there is one (the
+/// client's `Display` says only "db error"), else the client's error and its cause.
+pub fn describe(error: &postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return db.to_string();
+    }
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
+    }
+}
+
 /// Whether `name` is a plain identifier, safe to put into statements unquoted.
 pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
@@ -252,7 +264,7 @@ impl Database for Postgres {
             let staging = &statements[table.name];
             let failed = |error: postgres::Error| SinkError::Apply {
                 table: table.name,
-                message: error.to_string(),
+                message: describe(&error),
             };
             lines.clear();
             for op in ops {
