@@ -84,8 +84,10 @@ pub enum QueryError {
     Config(String),
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("PostgreSQL: {0}")]
+    #[error("postgresql: {}", crate::sinks::postgres::describe(.0))]
     Postgres(#[from] ::postgres::Error),
+    #[error("{0}")]
+    Connect(#[from] crate::sinks::SinkError),
     #[error("column {column} holds {value:?}, which is not a {kind:?}")]
     Cell {
         column: &'static str,

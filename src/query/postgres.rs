@@ -2,14 +2,14 @@
 
 use chrono::NaiveDateTime;
 use postgres::types::{ToSql, Type};
-use postgres::{NoTls, Row};
+use postgres::Row;
 use rust_decimal::Decimal;
 
 use super::{
     format_decimal, format_timestamp, normalize_text, BusinessQuery, CellKind, Parameter,
     QueryError, QueryOptions,
 };
-use crate::sinks::postgres::is_identifier;
+use crate::sinks::postgres::connect_to_schema;
 
 /// How the query sessions show in `pg_stat_activity`.
 const APPLICATION_NAME: &str = "gridflow-query";
@@ -21,15 +21,7 @@ pub fn run(
     query: BusinessQuery,
     options: &QueryOptions,
 ) -> Result<Vec<Vec<Option<String>>>, QueryError> {
-    if !is_identifier(schema) {
-        return Err(QueryError::Config(format!(
-            "{schema:?} is not a plain schema name"
-        )));
-    }
-    let mut client = url
-        .parse::<postgres::Config>()?
-        .application_name(APPLICATION_NAME)
-        .connect(NoTls)?;
+    let mut client = connect_to_schema(url, schema, APPLICATION_NAME)?;
     client.batch_execute(&format!("SET search_path TO {schema}"))?;
     let parameter: Box<dyn ToSql + Sync> = match query.parameter(options) {
         Parameter::Decimal(value) => Box::new(value),

@@ -457,7 +457,8 @@ mod tests {
     use super::*;
     use crate::rows::{RegionStats, Text};
 
-    fn stats(region_id: RegionId, stat_date: Millis, total: i64) -> TableRow {
+    /// A region-stats row, the test rows of this module and its children.
+    pub(super) fn stats(region_id: RegionId, stat_date: Millis, total: i64) -> TableRow {
         TableRow::RegionStats(RegionStats {
             region_id,
             stat_date,

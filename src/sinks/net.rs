@@ -97,21 +97,10 @@ pub fn net_ops<'a>(batch: &[(Time, RowOps<'a>)]) -> Vec<Vec<NetOp<'a>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rows::{RegionStats, Text, UserRanking};
+    use crate::rows::{Text, UserRanking};
 
     fn stats(region_id: i32, total: i64) -> TableRow {
-        TableRow::RegionStats(RegionStats {
-            region_id,
-            stat_date: 0,
-            region_name: Text::from("r"),
-            total_consumption: total,
-            total_cost: 0,
-            user_count: 1,
-            avg_consumption: total,
-            max_consumption: total,
-            min_consumption: total,
-            peak_hour: 0,
-        })
+        crate::sinks::tests::stats(region_id, 0, total)
     }
 
     fn ops<'a>(

@@ -74,8 +74,23 @@ pub fn describe(error: &postgres::Error) -> String {
     }
 }
 
+/// Connects to `url` as `application` (how the session shows in `pg_stat_activity`), after
+/// checking that `schema` is a plain identifier, safe to put into statements.
+pub fn connect_to_schema(url: &str, schema: &str, application: &str) -> Result<Client, SinkError> {
+    if !is_identifier(schema) {
+        return Err(SinkError::Config(format!(
+            "{schema:?} is not a plain schema name"
+        )));
+    }
+    let client = url
+        .parse::<postgres::Config>()?
+        .application_name(application)
+        .connect(NoTls)?;
+    Ok(client)
+}
+
 /// Whether `name` is a plain identifier, safe to put into statements unquoted.
-pub fn is_identifier(name: &str) -> bool {
+fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
@@ -142,15 +157,7 @@ fn escape(out: &mut Vec<u8>, text: &str) {
 impl Postgres {
     /// Connects, and creates the schema and its tables if absent.
     pub fn connect(url: &str, schema: &str) -> Result<Postgres, SinkError> {
-        if !is_identifier(schema) {
-            return Err(SinkError::Config(format!(
-                "{schema:?} is not a plain schema name"
-            )));
-        }
-        let mut client = url
-            .parse::<postgres::Config>()?
-            .application_name(APPLICATION_NAME)
-            .connect(NoTls)?;
+        let mut client = connect_to_schema(url, schema, APPLICATION_NAME)?;
         client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
         let qualified = |table: &Table| format!("{schema}.{}", table.name);
         for table in ALL {
