@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
 use gridflow::cli::{Cli, Command, QueryArgs, RunArgs};
 use gridflow::dataflows::sink::Materialized;
@@ -34,8 +34,14 @@ fn main() -> anyhow::Result<()> {
 
 fn run_business_query(args: QueryArgs) -> anyhow::Result<()> {
     let target = args.sink_target().map_err(anyhow::Error::msg)?;
-    let result = run_query(&target, &args.sink_schema, args.name, &args.options())
-        .with_context(|| format!("query {:?} failed", args.name))?;
+    let result =
+        run_query(&target, &args.sink_schema, args.name, &args.options()).with_context(|| {
+            let name = args
+                .name
+                .to_possible_value()
+                .map(|v| v.get_name().to_string());
+            format!("query {} failed", name.unwrap_or_default())
+        })?;
     let stdout = std::io::stdout();
     match render::write(&result, args.format, &mut stdout.lock()) {
         // A reader that stopped early (`| head`) is not an error.

@@ -162,8 +162,9 @@ fn user_growth(since: Option<&str>) -> Rows {
     rows
 }
 
-/// Runs `gridflow query` with `args`; its stdout, after checking it succeeded.
-fn query(args: &[&str], database_url: Option<&str>) -> String {
+/// The gridflow binary with `DATABASE_URL` set to `database_url`, or unset, and no sink from the
+/// environment otherwise.
+fn gridflow_command(database_url: Option<&str>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_gridflow"));
     command
         .env_remove("DATABASE_URL")
@@ -171,7 +172,16 @@ fn query(args: &[&str], database_url: Option<&str>) -> String {
     if let Some(url) = database_url {
         command.env("DATABASE_URL", url);
     }
-    let output = command.arg("query").args(args).output().unwrap();
+    command
+}
+
+/// Runs `gridflow query` with `args`; its stdout, after checking it succeeded.
+fn query(args: &[&str], database_url: Option<&str>) -> String {
+    let output = gridflow_command(database_url)
+        .arg("query")
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "gridflow query {args:?}: {}",
@@ -193,13 +203,7 @@ fn parse_csv(text: &str) -> (Vec<String>, Rows) {
 
 /// Replays the fixture with 2 workers into the sink `--sink` names, or into `DATABASE_URL`.
 fn replay(sink: Option<&str>, database_url: Option<&str>, extra: &[&str]) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gridflow"));
-    command
-        .env_remove("DATABASE_URL")
-        .env_remove("GRIDFLOW_SINK");
-    if let Some(url) = database_url {
-        command.env("DATABASE_URL", url);
-    }
+    let mut command = gridflow_command(database_url);
     command
         .args(["run", "--status-interval", "0", "-w", "2", "--input"])
         .arg(fixture_dir().join("input"))
@@ -338,5 +342,22 @@ fn a_query_on_a_missing_database_file_fails_naming_it() {
     assert!(
         !Path::new(&missing).exists(),
         "a query never creates the file"
+    );
+}
+
+#[test]
+fn a_query_on_a_postgresql_schema_without_the_tables_fails_saying_how_to_create_them() {
+    let schema = ScratchSchema::new("queries_empty");
+    let output = gridflow_command(None)
+        .args(["query", "peak-hours", "--sink", &postgres_url()])
+        .args(["--sink-schema", &schema.name])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("relation \"ads_power_dashboard\" does not exist")
+            && stderr.contains("created by `gridflow run` with the same --sink and --sink-schema"),
+        "{stderr}"
     );
 }

@@ -84,9 +84,9 @@ pub enum QueryError {
     Config(String),
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("postgresql: {}", crate::sinks::postgres::describe(.0))]
-    Postgres(#[from] ::postgres::Error),
-    #[error("{0}")]
+    #[error("postgresql: {0}")]
+    Postgres(String),
+    #[error(transparent)]
     Connect(#[from] crate::sinks::SinkError),
     #[error("column {column} holds {value:?}, which is not a {kind:?}")]
     Cell {
@@ -94,6 +94,19 @@ pub enum QueryError {
         value: String,
         kind: CellKind,
     },
+}
+
+impl From<::postgres::Error> for QueryError {
+    /// The server's message, with a hint where the sink's tables are missing.
+    fn from(error: ::postgres::Error) -> Self {
+        let mut message = crate::sinks::postgres::describe(&error);
+        if error.code() == Some(&::postgres::error::SqlState::UNDEFINED_TABLE) {
+            message.push_str(
+                " (the tables are created by `gridflow run` with the same --sink and --sink-schema)",
+            );
+        }
+        QueryError::Postgres(message)
+    }
 }
 
 use CellKind::{Decimal as Dec, Integer as Int, Text, Timestamp as Ts};
