@@ -36,8 +36,10 @@ pub enum TableRow {
 
 /// Receives the consolidated changes of each completed logical time, in time order.
 pub trait ChangeSink {
-    /// Applies the changes that make the tables at `time` out of the tables before it.
-    fn apply(&mut self, time: Time, changes: &[(TableRow, isize)]);
+    /// Applies the changes that make the tables at `time` out of the tables before it. The sink
+    /// owns them from here: one that keeps them (to write later, or on another thread) does not
+    /// copy them.
+    fn apply(&mut self, time: Time, changes: Vec<(TableRow, isize)>);
     /// Called after a run of consecutive completed times has been applied: a sink that
     /// batches writes them now.
     fn flush(&mut self) {}
@@ -64,7 +66,7 @@ pub fn sink<S: ChangeSink + 'static>(rows: Table<'_, TableRow>, sink: Option<Rc<
                 let (time, mut changes) = entry.remove_entry();
                 consolidate(&mut changes);
                 if let (Some(sink), false) = (&sink, changes.is_empty()) {
-                    sink.borrow_mut().apply(time, &changes);
+                    sink.borrow_mut().apply(time, changes);
                     applied = true;
                 }
             }
@@ -104,8 +106,8 @@ impl Materialized {
 }
 
 impl ChangeSink for Materialized {
-    fn apply(&mut self, time: Time, changes: &[(TableRow, isize)]) {
-        for (row, diff) in changes {
+    fn apply(&mut self, time: Time, changes: Vec<(TableRow, isize)>) {
+        for (row, diff) in &changes {
             let count = self.rows.entry(row.clone()).or_insert(0);
             *count += diff;
             let count = *count;
@@ -116,7 +118,7 @@ impl ChangeSink for Materialized {
             }
         }
         if let Some(log) = &mut self.log {
-            log.push((time, changes.to_vec()));
+            log.push((time, changes));
         }
     }
 }

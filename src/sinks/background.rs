@@ -28,8 +28,8 @@ impl<S: ChangeSink + Send + 'static> Background<S> {
             .name("sink-writer".into())
             .spawn(move || {
                 for run in receiver {
-                    for (time, changes) in &run {
-                        sink.apply(*time, changes);
+                    for (time, changes) in run {
+                        sink.apply(time, changes);
                     }
                     sink.flush();
                 }
@@ -61,8 +61,8 @@ impl<S: ChangeSink + Send + 'static> Background<S> {
 }
 
 impl<S: ChangeSink + Send + 'static> ChangeSink for Background<S> {
-    fn apply(&mut self, time: Time, changes: &[(TableRow, isize)]) {
-        self.run.push((time, changes.to_vec()));
+    fn apply(&mut self, time: Time, changes: Vec<(TableRow, isize)>) {
+        self.run.push((time, changes));
     }
 
     fn flush(&mut self) {
@@ -92,7 +92,7 @@ mod tests {
     }
 
     impl ChangeSink for Runs {
-        fn apply(&mut self, time: Time, _: &[(TableRow, isize)]) {
+        fn apply(&mut self, time: Time, _: Vec<(TableRow, isize)>) {
             self.current.push(time);
         }
 
@@ -106,11 +106,11 @@ mod tests {
         let mut sink = Background::start(Runs::default());
         for run in [vec![1, 2], vec![3], vec![4, 5, 6]] {
             for time in run {
-                sink.apply(time, &[]);
+                sink.apply(time, Vec::new());
             }
             sink.flush();
         }
-        sink.apply(7, &[]);
+        sink.apply(7, Vec::new());
         let runs = sink.finish().runs;
         assert_eq!(runs, vec![vec![1, 2], vec![3], vec![4, 5, 6], vec![7]]);
     }
@@ -118,7 +118,7 @@ mod tests {
     struct Failing;
 
     impl ChangeSink for Failing {
-        fn apply(&mut self, time: Time, _: &[(TableRow, isize)]) {
+        fn apply(&mut self, time: Time, _: Vec<(TableRow, isize)>) {
             panic!("the database refused time {time}");
         }
     }
@@ -127,11 +127,11 @@ mod tests {
     fn a_failure_of_the_writer_is_raised_on_the_callers_thread() {
         let mut sink = Background::start(Failing);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-            sink.apply(3, &[]);
+            sink.apply(3, Vec::new());
             sink.flush();
             // The writer may still be failing: the next flush or finish raises it.
             for time in 4..1000 {
-                sink.apply(time, &[]);
+                sink.apply(time, Vec::new());
                 sink.flush();
             }
             sink.finish();

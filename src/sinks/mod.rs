@@ -344,12 +344,12 @@ impl<D: Database> DatabaseSink<D> {
 }
 
 impl<D: Database> ChangeSink for DatabaseSink<D> {
-    fn apply(&mut self, time: Time, changes: &[(TableRow, isize)]) {
+    fn apply(&mut self, time: Time, changes: Vec<(TableRow, isize)>) {
         if self.applied_upto.is_some_and(|upto| time <= upto) {
             self.skipped += 1;
             return;
         }
-        self.pending.push((time, changes.to_vec()));
+        self.pending.push((time, changes));
     }
 
     /// Writes the pending run of completed times in one transaction: one commit (and one disk
@@ -418,7 +418,7 @@ fn tables_written(batch: &[(Time, RowOps<'_>)]) -> String {
 }
 
 impl<S: ChangeSink> ChangeSink for Option<S> {
-    fn apply(&mut self, time: Time, changes: &[(TableRow, isize)]) {
+    fn apply(&mut self, time: Time, changes: Vec<(TableRow, isize)>) {
         if let Some(sink) = self {
             sink.apply(time, changes);
         }
@@ -441,8 +441,9 @@ fn host_name() -> String {
 pub struct Tee<A, B>(pub A, pub B);
 
 impl<A: ChangeSink, B: ChangeSink> ChangeSink for Tee<A, B> {
-    fn apply(&mut self, time: Time, changes: &[(TableRow, isize)]) {
-        self.0.apply(time, changes);
+    /// The first sink gets a copy, the second the change set itself.
+    fn apply(&mut self, time: Time, changes: Vec<(TableRow, isize)>) {
+        self.0.apply(time, changes.clone());
         self.1.apply(time, changes);
     }
 
