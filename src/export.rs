@@ -4,24 +4,30 @@
 //! table's key, decimals with exactly two places, timestamps `YYYY-MM-DD HH:MM:SS.mmm`, NULL as
 //! an empty field, UTF-8. Malformed input rows go to `errors.csv` beside them.
 
+use std::borrow::Cow;
 use std::fs;
 use std::io;
 use std::path::Path;
 
 use crate::csv_input::RowError;
+use crate::dataflows::sink::TableRow;
 use crate::reference::Warehouse;
-use crate::rows::{Dashboard, Millis, RegionId};
+use crate::rows::{Millis, RegionId};
+use crate::sinks::tables::{
+    table_and_values, Table, Value, ADS_POWER_DASHBOARD, ALL, DWD_POWER_CONSUMPTION_DETAIL,
+    DWS_REGION_DAILY_STATS, DWS_USER_RANKING, ODS_POWER_CONSUMPTION, ODS_POWER_USER,
+};
 use crate::values::{format_cents, format_compact_seconds, format_millis};
 
-/// The export file of each table, in layer order.
-pub const TABLE_FILES: [&str; 6] = [
-    "ods_power_user.csv",
-    "ods_power_consumption.csv",
-    "dwd_power_consumption_detail.csv",
-    "dws_region_daily_stats.csv",
-    "dws_user_ranking.csv",
-    "ads_power_dashboard.csv",
-];
+/// The export file of `table`.
+pub fn file_name(table: &Table) -> String {
+    format!("{}.csv", table.name)
+}
+
+/// The export files of every table, in layer order.
+pub fn table_files() -> impl Iterator<Item = String> {
+    ALL.iter().map(|table| file_name(table))
+}
 
 /// `'DASHBOARD_' || region_id || '_' || to_char(stat_date, 'YYYYMMDDHH24MISS')`.
 pub fn dashboard_id(region_id: RegionId, stat_date: Millis) -> String {
@@ -31,187 +37,107 @@ pub fn dashboard_id(region_id: RegionId, stat_date: Millis) -> String {
     )
 }
 
-fn text(value: &Option<String>) -> String {
-    value.clone().unwrap_or_default()
+/// A value as the export writes it: NULL is an empty field.
+fn field(value: &Value<'_>) -> Cow<'static, str> {
+    match value {
+        Value::Integer(n) => Cow::Owned(n.to_string()),
+        Value::Text(text) => Cow::Owned(text.to_string()),
+        Value::OwnedText(text) => Cow::Owned(text.clone()),
+        Value::Cents(cents) => Cow::Owned(format_cents(*cents)),
+        Value::Millis(millis) => Cow::Owned(format_millis(*millis)),
+        Value::Null => Cow::Borrowed(""),
+    }
 }
 
-fn optional<T>(value: Option<T>, format: impl Fn(T) -> String) -> String {
-    value.map(format).unwrap_or_default()
-}
-
-/// Writes the six tables of `warehouse` into `dir` (created if absent).
+/// Writes the six tables of `warehouse` into `dir` (created if absent), each in its key order
+/// (the dashboard by its id).
 pub fn write_warehouse(dir: &Path, warehouse: &Warehouse) -> io::Result<()> {
     fs::create_dir_all(dir)?;
-    write_csv(
-        &dir.join(TABLE_FILES[0]),
-        &[
-            "user_id",
-            "user_name",
-            "usage_type",
-            "region_id",
-            "region_name",
-            "address",
-            "phone",
-            "create_time",
-            "update_time",
-        ],
-        warehouse.users.iter().map(|u| {
-            vec![
-                u.user_id.to_string(),
-                text(&u.user_name),
-                text(&u.usage_type),
-                optional(u.region_id, |r| r.to_string()),
-                text(&u.region_name),
-                text(&u.address),
-                text(&u.phone),
-                optional(u.create_time, format_millis),
-                optional(u.update_time, format_millis),
-            ]
-        }),
-    )?;
-    write_csv(
-        &dir.join(TABLE_FILES[1]),
-        &[
-            "consumption_id",
-            "user_id",
-            "consumption_amount",
-            "consumption_cost",
-            "consumption_date",
-            "meter_reading_before",
-            "meter_reading_after",
-            "remark",
-        ],
-        warehouse.consumption.iter().map(|c| {
-            vec![
-                c.consumption_id.to_string(),
-                c.user_id.to_string(),
-                format_cents(c.consumption_amount),
-                format_cents(c.consumption_cost),
-                format_millis(c.consumption_date),
-                optional(c.meter_reading_before, format_cents),
-                optional(c.meter_reading_after, format_cents),
-                text(&c.remark),
-            ]
-        }),
-    )?;
-    write_csv(
-        &dir.join(TABLE_FILES[2]),
-        &[
-            "consumption_id",
-            "user_id",
-            "user_name",
-            "consumption_amount",
-            "consumption_cost",
-            "consumption_date",
-            "region_id",
-            "region_name",
-            "usage_type",
-        ],
-        warehouse.details.iter().map(|d| {
-            vec![
-                d.fact.consumption_id.to_string(),
-                d.fact.user_id.to_string(),
-                d.dim.user_name.to_string(),
-                format_cents(d.fact.amount),
-                format_cents(d.fact.cost),
-                format_millis(d.fact.date),
-                d.dim.region_id.to_string(),
-                d.dim.region_name.to_string(),
-                d.dim.usage_type.to_string(),
-            ]
-        }),
-    )?;
-    write_csv(
-        &dir.join(TABLE_FILES[3]),
-        &[
-            "region_id",
-            "region_name",
-            "stat_date",
-            "total_consumption",
-            "total_cost",
-            "user_count",
-            "avg_consumption",
-            "max_consumption",
-            "min_consumption",
-        ],
-        warehouse.region_stats.iter().map(|s| {
-            vec![
-                s.region_id.to_string(),
-                s.region_name.to_string(),
-                format_millis(s.stat_date),
-                format_cents(s.total_consumption),
-                format_cents(s.total_cost),
-                s.user_count.to_string(),
-                format_cents(s.avg_consumption),
-                format_cents(s.max_consumption),
-                format_cents(s.min_consumption),
-            ]
-        }),
-    )?;
-    write_csv(
-        &dir.join(TABLE_FILES[4]),
-        &[
-            "user_id",
-            "user_name",
-            "region_id",
-            "region_name",
-            "stat_date",
-            "total_consumption",
-            "total_cost",
-            "ranking",
-        ],
-        warehouse.rankings.iter().map(|r| {
-            vec![
-                r.user_id.to_string(),
-                r.user_name.to_string(),
-                r.region_id.to_string(),
-                r.region_name.to_string(),
-                format_millis(r.stat_date),
-                format_cents(r.total_consumption),
-                format_cents(r.total_cost),
-                r.ranking.to_string(),
-            ]
-        }),
-    )?;
-    let mut dashboards: Vec<(String, &Dashboard)> = warehouse
+    let mut dashboards: Vec<(String, TableRow)> = warehouse
         .dashboards
         .iter()
-        .map(|d| (dashboard_id(d.region_id, d.stat_date), d))
+        .map(|d| {
+            let id = dashboard_id(d.region_id, d.stat_date);
+            (id, TableRow::Dashboard(d.clone()))
+        })
         .collect();
-    dashboards.sort();
+    dashboards.sort_by(|(a, _), (b, _)| a.cmp(b));
+    let tables: [(&Table, Vec<TableRow>); 6] = [
+        (
+            &ODS_POWER_USER,
+            warehouse
+                .users
+                .iter()
+                .cloned()
+                .map(TableRow::User)
+                .collect(),
+        ),
+        (
+            &ODS_POWER_CONSUMPTION,
+            warehouse
+                .consumption
+                .iter()
+                .cloned()
+                .map(TableRow::Consumption)
+                .collect(),
+        ),
+        (
+            &DWD_POWER_CONSUMPTION_DETAIL,
+            warehouse
+                .details
+                .iter()
+                .cloned()
+                .map(TableRow::Detail)
+                .collect(),
+        ),
+        (
+            &DWS_REGION_DAILY_STATS,
+            warehouse
+                .region_stats
+                .iter()
+                .cloned()
+                .map(TableRow::RegionStats)
+                .collect(),
+        ),
+        (
+            &DWS_USER_RANKING,
+            warehouse
+                .rankings
+                .iter()
+                .cloned()
+                .map(TableRow::Ranking)
+                .collect(),
+        ),
+        (
+            &ADS_POWER_DASHBOARD,
+            dashboards.into_iter().map(|(_, row)| row).collect(),
+        ),
+    ];
+    for (table, rows) in &tables {
+        write_table(dir, table, rows)?;
+    }
+    Ok(())
+}
+
+/// Writes one table's export file: its exported columns, the rows in the order given.
+fn write_table(dir: &Path, table: &Table, rows: &[TableRow]) -> io::Result<()> {
+    let header: Vec<&str> = table.exported_columns().collect();
+    let exported: Vec<usize> = table
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, (name, _))| header.contains(name))
+        .map(|(position, _)| position)
+        .collect();
     write_csv(
-        &dir.join(TABLE_FILES[5]),
-        &[
-            "dashboard_id",
-            "stat_date",
-            "region_id",
-            "region_name",
-            "total_consumption",
-            "total_cost",
-            "user_count",
-            "avg_consumption",
-            "peak_hour",
-            "peak_consumption",
-            "top_user_id",
-            "top_user_name",
-            "top_user_consumption",
-        ],
-        dashboards.into_iter().map(|(id, d)| {
-            vec![
-                id,
-                format_millis(d.stat_date),
-                d.region_id.to_string(),
-                d.region_name.to_string(),
-                format_cents(d.total_consumption),
-                format_cents(d.total_cost),
-                d.user_count.to_string(),
-                format_cents(d.avg_consumption),
-                d.peak_hour.to_string(),
-                format_cents(d.peak_consumption),
-                d.top_user_id.to_string(),
-                d.top_user_name.to_string(),
-                format_cents(d.top_user_consumption),
-            ]
+        &dir.join(file_name(table)),
+        &header,
+        rows.iter().map(|row| {
+            let (_, values) = table_and_values(row, 0).expect("an exported row is a table row");
+            exported
+                .iter()
+                .map(|&position| field(&values[position]).into_owned())
+                .collect()
         }),
     )
 }

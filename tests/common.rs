@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use gridflow::csv_input::{Interleave, ReplayConfig};
 use gridflow::dataflows::sink::Materialized;
-use gridflow::export::{write_errors, write_warehouse, TABLE_FILES};
+use gridflow::export::{table_files, write_errors, write_warehouse};
 use gridflow::metrics::Metrics;
 use gridflow::runtime::{run, Clock, RunConfig, SourceSpec};
 
@@ -96,11 +96,11 @@ pub fn replay(dir: &Path, batch_rows: usize, interleave: Interleave) -> SourceSp
 
 /// Asserts that every table file of `actual` equals the one in `expected`, byte for byte.
 pub fn assert_same_tables(expected: &Path, actual: &Path) {
-    for file in TABLE_FILES {
+    for file in table_files() {
         let want =
-            std::fs::read_to_string(expected.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            std::fs::read_to_string(expected.join(&file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         let got =
-            std::fs::read_to_string(actual.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            std::fs::read_to_string(actual.join(&file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         if want != got {
             let line = want.lines().zip(got.lines()).position(|(a, b)| a != b);
             panic!(

@@ -124,8 +124,8 @@ fn golden_export_of_seed_7() {
     run_and_export(generator(1_000), 2, false, 5_000, &out);
     if std::env::var_os("GRIDFLOW_BLESS").is_some() {
         std::fs::create_dir_all(&golden).unwrap();
-        for file in gridflow::export::TABLE_FILES {
-            std::fs::copy(out.join(file), golden.join(file)).unwrap();
+        for file in gridflow::export::table_files() {
+            std::fs::copy(out.join(&file), golden.join(&file)).unwrap();
         }
     }
     assert_same_tables(&golden, &out);

@@ -5,44 +5,27 @@
 use std::path::Path;
 use std::process::Command;
 
+use gridflow::export::file_name;
+use gridflow::sinks::tables::{Table, ALL};
+
 use crate::common::{fixture_dir, scratch_dir};
 use crate::postgres_scratch::{postgres_url, ScratchSchema};
 
-/// Each sunk table and the columns of its export file, in order, with its key order.
-const TABLES: [(&str, &str, &str); 6] = [
-    ("ods_power_user", "user_id,user_name,usage_type,region_id,region_name,address,phone,create_time,update_time", "user_id"),
-    (
-        "ods_power_consumption",
-        "consumption_id,user_id,consumption_amount,consumption_cost,consumption_date,meter_reading_before,meter_reading_after,remark",
-        "consumption_id",
-    ),
-    (
-        "dwd_power_consumption_detail",
-        "consumption_id,user_id,user_name,consumption_amount,consumption_cost,consumption_date,region_id,region_name,usage_type",
-        "consumption_id",
-    ),
-    (
-        "dws_region_daily_stats",
-        "region_id,region_name,stat_date,total_consumption,total_cost,user_count,avg_consumption,max_consumption,min_consumption",
-        "region_id, stat_date",
-    ),
-    (
-        "dws_user_ranking",
-        "user_id,user_name,region_id,region_name,stat_date,total_consumption,total_cost,ranking",
-        "user_id, stat_date",
-    ),
-    (
-        "ads_power_dashboard",
-        "dashboard_id,stat_date,region_id,region_name,total_consumption,total_cost,user_count,avg_consumption,peak_hour,peak_consumption,top_user_id,top_user_name,top_user_consumption",
-        "dashboard_id",
-    ),
-];
+/// The columns of a table's export file, as its header line.
+fn export_header(table: &Table) -> String {
+    table.exported_columns().collect::<Vec<_>>().join(",")
+}
 
 /// A table of the SQLite file as export-format CSV text (values are stored in that format).
-fn table_as_csv(database: &Path, table: &str, columns: &str, order: &str) -> String {
+fn table_as_csv(database: &Path, table: &Table) -> String {
+    let columns = export_header(table);
     let connection = rusqlite::Connection::open(database).unwrap();
     let mut statement = connection
-        .prepare(&format!("SELECT {columns} FROM {table} ORDER BY {order}"))
+        .prepare(&format!(
+            "SELECT {columns} FROM {} ORDER BY {}",
+            table.name,
+            table.key.join(", ")
+        ))
         .unwrap();
     let width = columns.split(',').count();
     let mut csv = format!("{columns}\n");
@@ -53,7 +36,7 @@ fn table_as_csv(database: &Path, table: &str, columns: &str, order: &str) -> Str
                 rusqlite::types::ValueRef::Null => String::new(),
                 rusqlite::types::ValueRef::Integer(n) => n.to_string(),
                 rusqlite::types::ValueRef::Text(t) => String::from_utf8(t.to_vec()).unwrap(),
-                other => panic!("unexpected value {other:?} in {table}"),
+                other => panic!("unexpected value {other:?} in {}", table.name),
             })
             .collect();
         csv.push_str(&fields.join(","));
@@ -87,15 +70,15 @@ fn replay_into(database: &Path, extra: &[&str]) -> String {
     replay_into_sink(&format!("sqlite://{}", database.display()), extra)
 }
 
-fn assert_tables_match_the_fixture(database: &Path, tables: &[(&str, &str, &str)]) {
-    for (table, columns, order) in tables {
+fn assert_tables_match_the_fixture(database: &Path, tables: &[&Table]) {
+    for table in tables {
         let expected =
-            std::fs::read_to_string(fixture_dir().join("expected").join(format!("{table}.csv")))
-                .unwrap();
-        let actual = table_as_csv(database, table, columns, order);
+            std::fs::read_to_string(fixture_dir().join("expected").join(file_name(table))).unwrap();
+        let actual = table_as_csv(database, table);
         assert!(
             expected == actual,
-            "{table} in the sink differs from the fixture"
+            "{} in the sink differs from the fixture",
+            table.name
         );
     }
 }
@@ -105,7 +88,7 @@ fn the_sqlite_sink_holds_the_fixture_answer_in_every_table() {
     let dir = scratch_dir("sink_sqlite_all");
     let database = dir.join("warehouse.db");
     replay_into(&database, &["--sink-ods-dwd", "-w", "2"]);
-    assert_tables_match_the_fixture(&database, &TABLES);
+    assert_tables_match_the_fixture(&database, &ALL);
 }
 
 #[test]
@@ -121,7 +104,7 @@ fn a_second_run_of_the_same_job_skips_what_the_first_applied() {
     );
     assert!(!second.contains("(0 change sets skipped"), "{second}");
     // Only DWS and ADS are sunk by default; they are still exactly the answer.
-    assert_tables_match_the_fixture(&database, &TABLES[3..]);
+    assert_tables_match_the_fixture(&database, &ALL[3..]);
     let connection = rusqlite::Connection::open(&database).unwrap();
     let users: i64 = connection
         .query_row("SELECT COUNT(*) FROM ods_power_user", [], |row| row.get(0))
@@ -162,14 +145,9 @@ fn without_a_sink_option_the_run_writes_gridflow_db_in_the_working_directory() {
 }
 
 /// A table of `schema` as export-format CSV text, read with PostgreSQL's own formatting.
-fn postgres_table_as_csv(
-    client: &mut postgres::Client,
-    schema: &str,
-    table: &gridflow::sinks::tables::Table,
-    columns: &str,
-    order: &str,
-) -> String {
+fn postgres_table_as_csv(client: &mut postgres::Client, schema: &str, table: &Table) -> String {
     use gridflow::sinks::tables::Kind;
+    let columns = export_header(table);
     let select: Vec<String> = columns
         .split(',')
         .map(|column| {
@@ -190,8 +168,9 @@ fn postgres_table_as_csv(
         "dashboard_id COLLATE \"C\"".to_string()
     } else {
         // Qualified, or PostgreSQL would sort by the text output columns of the same names.
-        order
-            .split(", ")
+        table
+            .key
+            .iter()
             .map(|column| format!("t.{column}"))
             .collect::<Vec<_>>()
             .join(", ")
@@ -219,9 +198,10 @@ pub fn assert_postgres_tables_equal_the_export(
     export: &Path,
     context: &str,
 ) {
-    for (table, (name, columns, order)) in gridflow::sinks::tables::ALL.iter().zip(TABLES).skip(3) {
-        let expected = std::fs::read_to_string(export.join(format!("{name}.csv"))).unwrap();
-        let actual = postgres_table_as_csv(client, schema, table, columns, order);
+    for table in &ALL[3..] {
+        let name = table.name;
+        let expected = std::fs::read_to_string(export.join(file_name(table))).unwrap();
+        let actual = postgres_table_as_csv(client, schema, table);
         let first_difference = expected.lines().zip(actual.lines()).find(|(e, a)| e != a);
         assert!(
             expected == actual,
@@ -241,12 +221,11 @@ fn the_postgresql_sink_holds_the_fixture_answer_in_every_table_with_exact_types(
         &url,
         &["-w", "2", "--sink-ods-dwd", "--sink-schema", &schema.name],
     );
-    for (table, (name, columns, order)) in gridflow::sinks::tables::ALL.iter().zip(TABLES) {
-        assert_eq!(table.name, name);
+    for table in ALL {
+        let name = table.name;
         let expected =
-            std::fs::read_to_string(fixture_dir().join("expected").join(format!("{name}.csv")))
-                .unwrap();
-        let actual = postgres_table_as_csv(&mut schema.client, &schema.name, table, columns, order);
+            std::fs::read_to_string(fixture_dir().join("expected").join(file_name(table))).unwrap();
+        let actual = postgres_table_as_csv(&mut schema.client, &schema.name, table);
         let first_difference = expected.lines().zip(actual.lines()).find(|(e, a)| e != a);
         assert!(
             expected == actual,

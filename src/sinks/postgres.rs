@@ -58,7 +58,7 @@ fn column_type(kind: Kind) -> &'static str {
         Kind::Integer => "BIGINT",
         Kind::Text => "TEXT",
         Kind::Decimal => "NUMERIC(20,2)",
-        Kind::Timestamp => "TIMESTAMP(3)",
+        Kind::Timestamp | Kind::Stamp => "TIMESTAMP(3)",
     }
 }
 
@@ -111,18 +111,19 @@ impl Timestamps {
     }
 }
 
-/// Appends `values` as one line of COPY's text format, with the op (`i`, `u`, `d`) last. Only the
-/// first `width` values are sent; the rest are NULL (a delete carries only its key).
+/// Appends `values` as one line of COPY's text format, with the op (`i`, `u`, `d`) last. With
+/// `only`, just the values at those positions are sent and the rest are NULL (a delete carries
+/// only its key).
 fn copy_line(
     out: &mut Vec<u8>,
     timestamps: &mut Timestamps,
     values: &[Value<'_>],
-    width: usize,
+    only: Option<&[usize]>,
     op: u8,
 ) {
     for (index, value) in values.iter().enumerate() {
         match value {
-            _ if index >= width => out.extend_from_slice(b"\\N"),
+            _ if only.is_some_and(|only| !only.contains(&index)) => out.extend_from_slice(b"\\N"),
             Value::Null => out.extend_from_slice(b"\\N"),
             Value::Integer(n) => {
                 let _ = write!(out, "{n}");
@@ -268,6 +269,7 @@ impl Database for Postgres {
                 continue;
             };
             let table = table.0;
+            let key = table.key_positions();
             let staging = &statements[table.name];
             let failed = |error: postgres::Error| SinkError::Apply {
                 table: table.name,
@@ -283,12 +285,8 @@ impl Database for Postgres {
                 let Some((_, values)) = table_and_values(op.row(), stamp) else {
                     continue;
                 };
-                let width = if op_code == b'd' {
-                    table.key_len
-                } else {
-                    values.len()
-                };
-                copy_line(&mut lines, &mut timestamps, &values, width, op_code);
+                let only = (op_code == b'd').then_some(key.as_slice());
+                copy_line(&mut lines, &mut timestamps, &values, only, op_code);
             }
             let mut copy = transaction.copy_in(&staging.copy).map_err(failed)?;
             copy.write_all(&lines).map_err(|error| SinkError::Apply {
@@ -328,13 +326,13 @@ mod tests {
         ];
         let mut timestamps = Timestamps::default();
         let mut line = Vec::new();
-        copy_line(&mut line, &mut timestamps, &values, 5, b'i');
+        copy_line(&mut line, &mut timestamps, &values, None, b'i');
         assert_eq!(
             String::from_utf8(line.clone()).unwrap(),
             "7\ta\\tb\\\\c\\nd\t\\N\t-0.05\t2024-01-01 00:00:00.500\ti\n"
         );
         line.clear();
-        copy_line(&mut line, &mut timestamps, &values, 1, b'd');
+        copy_line(&mut line, &mut timestamps, &values, Some(&[0]), b'd');
         assert_eq!(line, b"7\t\\N\t\\N\t\\N\t\\N\td\n");
     }
 }

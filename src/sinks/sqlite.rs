@@ -40,7 +40,7 @@ fn placeholder(n: usize, _: Kind) -> String {
 fn column_type(kind: Kind) -> &'static str {
     match kind {
         Kind::Integer => "INTEGER",
-        Kind::Text | Kind::Decimal | Kind::Timestamp => "TEXT",
+        Kind::Text | Kind::Decimal | Kind::Timestamp | Kind::Stamp => "TEXT",
     }
 }
 
@@ -143,18 +143,20 @@ impl Database for Sqlite {
                 continue;
             };
             let (upsert, delete_key) = &statements[table.name];
-            let (statement, width) = if delete {
-                (delete_key, table.key_len)
+            let executed = if delete {
+                let key = table.key_positions().into_iter().map(|i| &values[i]);
+                transaction
+                    .prepare_cached(delete_key)?
+                    .execute(params_from_iter(key))
             } else {
-                (upsert, values.len())
+                transaction
+                    .prepare_cached(upsert)?
+                    .execute(params_from_iter(&values))
             };
-            transaction
-                .prepare_cached(statement)?
-                .execute(params_from_iter(&values[..width]))
-                .map_err(|error| SinkError::Apply {
-                    table: table.name,
-                    message: error.to_string(),
-                })?;
+            executed.map_err(|error| SinkError::Apply {
+                table: table.name,
+                message: error.to_string(),
+            })?;
         }
         let stamp = format_millis(last as i64);
         let advanced = transaction

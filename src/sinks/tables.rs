@@ -1,5 +1,6 @@
-//! The sink tables described once: names, columns with their kinds, keys, and each row's
-//! values — so every database backend renders its own SQL from the same description.
+//! The warehouse's tables described once: names, columns in the export contract's order with
+//! their kinds, keys, and each row's values — so the export and every database backend render
+//! their files and SQL from the same description.
 
 use crate::dataflows::sink::TableRow;
 use crate::export::dashboard_id;
@@ -14,23 +15,43 @@ pub enum Kind {
     Decimal,
     /// TIMESTAMP(3), carried as `YYYY-MM-DD HH:MM:SS.mmm`.
     Timestamp,
+    /// A processing-time TIMESTAMP(3) (`etl_time`, the dashboard's `update_time`): the logical
+    /// time of the row's version. Written by the sinks, not part of the export.
+    Stamp,
 }
 
-/// A table a sink writes.
+/// A table of the warehouse.
 #[derive(Debug)]
 pub struct Table {
     pub name: &'static str,
+    /// The columns in the export's order, processing-time stamps last.
     pub columns: &'static [(&'static str, Kind)],
-    /// How many leading columns form the primary key.
-    pub key_len: usize,
+    /// The primary key's columns, in key order.
+    pub key: &'static [&'static str],
     /// Another unique key, if any (column names).
     pub unique: &'static [&'static str],
 }
 
 impl Table {
-    /// The key columns.
-    pub fn key(&self) -> &'static [(&'static str, Kind)] {
-        &self.columns[..self.key_len]
+    /// The positions of the key's columns among the columns, in key order.
+    pub fn key_positions(&self) -> Vec<usize> {
+        self.key
+            .iter()
+            .map(|key| {
+                self.columns
+                    .iter()
+                    .position(|(name, _)| name == key)
+                    .expect("a key column is a column")
+            })
+            .collect()
+    }
+
+    /// The columns of the export file, in order: all but the processing-time stamps.
+    pub fn exported_columns(&self) -> impl Iterator<Item = &'static str> {
+        self.columns
+            .iter()
+            .filter(|(_, kind)| *kind != Kind::Stamp)
+            .map(|(name, _)| *name)
     }
 }
 
@@ -49,7 +70,7 @@ pub enum Value<'a> {
     Null,
 }
 
-use Kind::{Decimal, Integer, Text, Timestamp};
+use Kind::{Decimal, Integer, Stamp, Text, Timestamp};
 
 pub const ODS_POWER_USER: Table = Table {
     name: "ods_power_user",
@@ -64,7 +85,7 @@ pub const ODS_POWER_USER: Table = Table {
         ("create_time", Timestamp),
         ("update_time", Timestamp),
     ],
-    key_len: 1,
+    key: &["user_id"],
     unique: &[],
 };
 
@@ -80,7 +101,7 @@ pub const ODS_POWER_CONSUMPTION: Table = Table {
         ("meter_reading_after", Decimal),
         ("remark", Text),
     ],
-    key_len: 1,
+    key: &["consumption_id"],
     unique: &[],
 };
 
@@ -96,9 +117,9 @@ pub const DWD_POWER_CONSUMPTION_DETAIL: Table = Table {
         ("region_id", Integer),
         ("region_name", Text),
         ("usage_type", Text),
-        ("etl_time", Timestamp),
+        ("etl_time", Stamp),
     ],
-    key_len: 1,
+    key: &["consumption_id"],
     unique: &[],
 };
 
@@ -106,8 +127,8 @@ pub const DWS_REGION_DAILY_STATS: Table = Table {
     name: "dws_region_daily_stats",
     columns: &[
         ("region_id", Integer),
-        ("stat_date", Timestamp),
         ("region_name", Text),
+        ("stat_date", Timestamp),
         ("total_consumption", Decimal),
         ("total_cost", Decimal),
         ("user_count", Integer),
@@ -115,7 +136,7 @@ pub const DWS_REGION_DAILY_STATS: Table = Table {
         ("max_consumption", Decimal),
         ("min_consumption", Decimal),
     ],
-    key_len: 2,
+    key: &["region_id", "stat_date"],
     unique: &[],
 };
 
@@ -123,15 +144,15 @@ pub const DWS_USER_RANKING: Table = Table {
     name: "dws_user_ranking",
     columns: &[
         ("user_id", Integer),
-        ("stat_date", Timestamp),
         ("user_name", Text),
         ("region_id", Integer),
         ("region_name", Text),
+        ("stat_date", Timestamp),
         ("total_consumption", Decimal),
         ("total_cost", Decimal),
         ("ranking", Integer),
     ],
-    key_len: 2,
+    key: &["user_id", "stat_date"],
     unique: &[],
 };
 
@@ -151,9 +172,9 @@ pub const ADS_POWER_DASHBOARD: Table = Table {
         ("top_user_id", Integer),
         ("top_user_name", Text),
         ("top_user_consumption", Decimal),
-        ("update_time", Timestamp),
+        ("update_time", Stamp),
     ],
-    key_len: 1,
+    key: &["dashboard_id"],
     unique: &["region_id", "stat_date"],
 };
 
@@ -238,8 +259,8 @@ pub fn table_and_values(row: &TableRow, stamp: Millis) -> Option<(&'static Table
             &DWS_REGION_DAILY_STATS,
             vec![
                 Int(s.region_id.into()),
-                time(s.stat_date),
                 text(&s.region_name),
+                time(s.stat_date),
                 cents(s.total_consumption),
                 cents(s.total_cost),
                 Int(s.user_count),
@@ -252,10 +273,10 @@ pub fn table_and_values(row: &TableRow, stamp: Millis) -> Option<(&'static Table
             &DWS_USER_RANKING,
             vec![
                 Int(r.user_id),
-                time(r.stat_date),
                 text(&r.user_name),
                 Int(r.region_id.into()),
                 text(&r.region_name),
+                time(r.stat_date),
                 cents(r.total_consumption),
                 cents(r.total_cost),
                 Int(r.ranking as i64),
@@ -292,14 +313,15 @@ impl Table {
 
     /// `ON CONFLICT (key) DO UPDATE SET …`: a row whose key exists replaces it.
     fn on_conflict_update(&self) -> String {
-        let names = self.column_names();
-        let updates: Vec<String> = names[self.key_len..]
-            .iter()
+        let updates: Vec<String> = self
+            .column_names()
+            .into_iter()
+            .filter(|name| !self.key.contains(name))
             .map(|name| format!("{name} = excluded.{name}"))
             .collect();
         format!(
             "ON CONFLICT ({}) DO UPDATE SET {}",
-            names[..self.key_len].join(", "),
+            self.key.join(", "),
             updates.join(", ")
         )
     }
@@ -329,7 +351,7 @@ impl Table {
         format!(
             "INSERT INTO {{table}} ({columns}) SELECT {columns} FROM {{stage}} \
              WHERE gridflow_op = '{op}' ORDER BY {}{}",
-            names[..self.key_len].join(", "),
+            self.key.join(", "),
             if replace {
                 format!(" {}", self.on_conflict_update())
             } else {
@@ -341,9 +363,9 @@ impl Table {
     /// Deletes the rows whose keys the staging table `{stage}` holds with op `op`.
     pub fn delete_from_stage_sql(&self, op: char) -> String {
         let conditions: Vec<String> = self
-            .key()
+            .key
             .iter()
-            .map(|(name, _)| format!("t.{name} = s.{name}"))
+            .map(|name| format!("t.{name} = s.{name}"))
             .collect();
         format!(
             "DELETE FROM {{table}} AS t USING {{stage}} AS s WHERE s.gridflow_op = '{op}' AND {}",
@@ -351,13 +373,16 @@ impl Table {
         )
     }
 
-    /// `DELETE … WHERE key = …` for one key.
+    /// `DELETE … WHERE key = …` for one key, its columns bound in key order.
     pub fn delete_sql(&self, placeholder: impl Fn(usize, Kind) -> String) -> String {
         let conditions: Vec<String> = self
-            .key()
-            .iter()
+            .key_positions()
+            .into_iter()
             .enumerate()
-            .map(|(i, (name, kind))| format!("{name} = {}", placeholder(i + 1, *kind)))
+            .map(|(i, position)| {
+                let (name, kind) = self.columns[position];
+                format!("{name} = {}", placeholder(i + 1, kind))
+            })
             .collect();
         format!("DELETE FROM {{table}} WHERE {}", conditions.join(" AND "))
     }
@@ -369,8 +394,7 @@ impl Table {
             .iter()
             .map(|(name, kind)| format!("{name} {}", column_type(*kind)))
             .collect();
-        let key: Vec<&str> = self.key().iter().map(|(name, _)| *name).collect();
-        parts.push(format!("PRIMARY KEY ({})", key.join(", ")));
+        parts.push(format!("PRIMARY KEY ({})", self.key.join(", ")));
         if !self.unique.is_empty() {
             parts.push(format!("UNIQUE ({})", self.unique.join(", ")));
         }
