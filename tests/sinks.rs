@@ -293,13 +293,12 @@ fn the_postgresql_sink_survives_its_connection_being_killed_without_losing_or_do
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(150));
-        let pattern = format!("%{}.%", schema.name);
         let rows = schema
             .client
             .query(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                 WHERE application_name = 'gridflow-sink' AND query LIKE $1",
-                &[&pattern],
+                 WHERE application_name = 'gridflow-sink/' || $1::text",
+                &[&schema.name],
             )
             .unwrap();
         killed += rows.len();

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::sinks::postgres::connect_to_schema;
 
-/// How the query sessions show in `pg_stat_activity`.
+/// How the query sessions show in `pg_stat_activity`: this, a slash and the schema read.
 const APPLICATION_NAME: &str = "gridflow-query";
 
 /// Runs `query` on the tables in `schema` at `url`; the rows come back as formatted cells.
@@ -21,7 +21,8 @@ pub fn run(
     query: BusinessQuery,
     options: &QueryOptions,
 ) -> Result<Vec<Vec<Option<String>>>, QueryError> {
-    let mut client = connect_to_schema(url, schema, APPLICATION_NAME)?;
+    let application = format!("{APPLICATION_NAME}/{schema}");
+    let mut client = connect_to_schema(url, schema, &application)?;
     client.batch_execute(&format!("SET search_path TO {schema}"))?;
     let parameter: Box<dyn ToSql + Sync> = match query.parameter(options) {
         Parameter::Decimal(value) => Box::new(value),

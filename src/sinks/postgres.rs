@@ -22,7 +22,7 @@ use crate::runtime::now_millis;
 use crate::source::Time;
 use crate::values::format_millis;
 
-/// How the sink's sessions show in `pg_stat_activity`.
+/// How the sink's sessions show in `pg_stat_activity`: this, a slash and the schema written.
 pub const APPLICATION_NAME: &str = "gridflow-sink";
 
 /// A PostgreSQL schema holding the warehouse's tables.
@@ -158,7 +158,8 @@ fn escape(out: &mut Vec<u8>, text: &str) {
 impl Postgres {
     /// Connects, and creates the schema and its tables if absent.
     pub fn connect(url: &str, schema: &str) -> Result<Postgres, SinkError> {
-        let mut client = connect_to_schema(url, schema, APPLICATION_NAME)?;
+        let application = format!("{APPLICATION_NAME}/{schema}");
+        let mut client = connect_to_schema(url, schema, &application)?;
         client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
         let qualified = |table: &Table| format!("{schema}.{}", table.name);
         for table in ALL {
