@@ -19,4 +19,6 @@ pub mod rows;
 pub mod runtime;
 pub mod sinks;
 pub mod source;
+#[doc(hidden)]
+pub mod testing;
 pub mod values;

@@ -187,37 +187,11 @@ mod tests {
     use crate::rows::{
         UNKNOWN_REGION_ID, UNKNOWN_REGION_NAME, UNKNOWN_USAGE_TYPE, UNKNOWN_USER_NAME,
     };
+    use crate::testing::{reading, user};
 
     const SECOND: Millis = 1_000;
     const HOUR: Millis = 3_600_000;
     const DAY: Millis = 24 * HOUR;
-
-    fn user(user_id: UserId, name: &str, region_id: RegionId, region_name: &str) -> User {
-        User {
-            user_id,
-            user_name: Some(name.into()),
-            usage_type: Some("居民".into()),
-            region_id: Some(region_id),
-            region_name: Some(region_name.into()),
-            address: None,
-            phone: None,
-            create_time: None,
-            update_time: None,
-        }
-    }
-
-    fn reading(id: ConsumptionId, user_id: UserId, amount: Cents, date: Millis) -> Consumption {
-        Consumption {
-            consumption_id: id,
-            user_id,
-            consumption_amount: amount,
-            consumption_cost: amount * 2,
-            consumption_date: date,
-            meter_reading_before: None,
-            meter_reading_after: None,
-            remark: None,
-        }
-    }
 
     fn users(rows: Vec<User>) -> BTreeMap<UserId, User> {
         rows.into_iter().map(|u| (u.user_id, u)).collect()

@@ -27,6 +27,7 @@ use gridflow::rows::{
 };
 use gridflow::runtime::{run, Clock, RunConfig, SourceSpec};
 use gridflow::source::{Tick, Time};
+use gridflow::testing::{reading, user};
 
 /// 2024-01-01T00:00:00Z: the first tick is one second after it.
 const START: Millis = 1_704_067_200_000;
@@ -389,33 +390,6 @@ fn tick(
         time: time as Time,
         users,
         consumption,
-    }
-}
-
-fn user(user_id: UserId, name: &str, region_id: RegionId, region_name: &str) -> User {
-    User {
-        user_id,
-        user_name: Some(name.into()),
-        usage_type: Some("居民".into()),
-        region_id: Some(region_id),
-        region_name: Some(region_name.into()),
-        address: None,
-        phone: None,
-        create_time: None,
-        update_time: None,
-    }
-}
-
-fn reading(id: ConsumptionId, user_id: UserId, amount: Cents, date: Millis) -> Consumption {
-    Consumption {
-        consumption_id: id,
-        user_id,
-        consumption_amount: amount,
-        consumption_cost: amount * 2,
-        consumption_date: date,
-        meter_reading_before: None,
-        meter_reading_after: None,
-        remark: None,
     }
 }
 
