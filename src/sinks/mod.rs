@@ -336,11 +336,6 @@ impl<D: Database> DatabaseSink<D> {
     pub fn applied_upto(&self) -> Option<Time> {
         self.applied_upto
     }
-
-    /// The database, to read back in tests.
-    pub fn database(&mut self) -> &mut D {
-        &mut self.database
-    }
 }
 
 impl<D: Database> ChangeSink for DatabaseSink<D> {

@@ -84,11 +84,6 @@ impl Sqlite {
             statements,
         })
     }
-
-    /// The connection, to query the tables.
-    pub fn connection(&self) -> &Connection {
-        &self.connection
-    }
 }
 
 impl Database for Sqlite {
