@@ -15,10 +15,12 @@
 //! JOIN dws_user_ranking t ON t.region_id = r.region_id AND t.stat_date = r.stat_date AND t.ranking = 1;
 //! ```
 //!
-//! The peak hour comes with the region row from DWS. `dashboard_id` is derived from the key
-//! where rows leave the dataflow, and `update_time` is stamped there from the logical time.
+//! DWS computes the region row, its peak hour and its rank-1 user in the same partition (they
+//! share the key `(region_id, stat_date)`), so both joins are already done: each dashboard row
+//! is a map of one region row. `dashboard_id` is derived from the key where rows leave the
+//! dataflow, and `update_time` is stamped there from the logical time.
 
-use super::dws::Dws;
+use super::dws::{Dws, PartitionRow};
 use super::Table;
 use crate::rows::Dashboard;
 
@@ -28,34 +30,24 @@ pub struct Ads<'scope> {
     pub dashboards: Table<'scope, Dashboard>,
 }
 
-/// Builds `ads_power_dashboard` from the DWS tables.
+/// Builds `ads_power_dashboard` from the DWS partitions.
 pub fn ads<'scope>(dws: &Dws<'scope>) -> Ads<'scope> {
-    let regions = dws
-        .region_stats
-        .clone()
-        .map(|r| ((r.region_id, r.stat_date), r));
-    let top_users = dws.rankings.clone().filter(|t| t.ranking == 1).map(|t| {
-        (
-            (t.region_id, t.stat_date),
-            (t.user_id, t.user_name, t.total_consumption),
-        )
-    });
-    let dashboards = regions.join_map(
-        top_users,
-        |_, r, (top_user_id, top_user_name, top_user_consumption)| Dashboard {
+    let dashboards = dws.partitions.clone().flat_map(|row| match row {
+        PartitionRow::Region(r, top) => Some(Dashboard {
             region_id: r.region_id,
             stat_date: r.stat_date,
-            region_name: r.region_name.clone(),
+            region_name: r.region_name,
             total_consumption: r.total_consumption,
             total_cost: r.total_cost,
             user_count: r.user_count,
             avg_consumption: r.avg_consumption,
             peak_hour: r.peak_hour,
             peak_consumption: r.max_consumption,
-            top_user_id: *top_user_id,
-            top_user_name: top_user_name.clone(),
-            top_user_consumption: *top_user_consumption,
-        },
-    );
+            top_user_id: top.user_id,
+            top_user_name: top.user_name,
+            top_user_consumption: top.total_consumption,
+        }),
+        PartitionRow::Ranking(_) => None,
+    });
     Ads { dashboards }
 }

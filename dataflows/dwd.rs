@@ -13,9 +13,12 @@
 //!
 //! Differential has no outer join, so the left join is an inner join against a *total*
 //! dimension: the real users' columns, plus the COALESCE defaults for every user id that
-//! consumption rows name but no user row has. The facts are arranged once, by user id; when a
-//! user row arrives, changes or is deleted, the join retracts and re-emits exactly that user's
-//! rows.
+//! consumption rows name but no user row has. DWS aggregates each user's rows before it joins
+//! them with this dimension (see `dws.rs`), so the detail rows themselves are only built when
+//! something reads them (the export, or `--sink-ods-dwd`); when a user row arrives, changes or
+//! is deleted, that join retracts and re-emits exactly that user's rows.
+
+use differential_dataflow::operators::ThresholdTotal;
 
 use super::ods::Ods;
 use super::{Indexed, Table};
@@ -23,19 +26,15 @@ use crate::rows::{Detail, Dim, Fact, UserId};
 
 /// The DWD layer.
 pub struct Dwd<'scope> {
-    /// `dwd_power_consumption_detail`.
-    pub details: Table<'scope, Detail>,
+    /// The right side of the LEFT JOIN after COALESCE, for every user id that has a user row
+    /// or is named by a consumption row.
+    pub dims: Indexed<'scope, UserId, Dim>,
+    /// `dwd_power_consumption_detail`, if asked for.
+    pub details: Option<Table<'scope, Detail>>,
 }
 
-/// Builds `dwd_power_consumption_detail` from the ODS tables.
-pub fn dwd<'scope>(ods: &Ods<'scope>) -> Dwd<'scope> {
-    // FROM ods_power_consumption AS c ... ON c.user_id: the facts, by user id.
-    let facts: Indexed<'scope, UserId, Fact> = ods
-        .consumption
-        .clone()
-        .as_collection(|_, c| (c.user_id, Fact::from(c)))
-        .arrange_by_key_named("dwd.facts_by_user");
-
+/// Builds the DWD layer from the ODS tables; the detail rows only `with_details`.
+pub fn dwd<'scope>(ods: &Ods<'scope>, with_details: bool) -> Dwd<'scope> {
     // LEFT JOIN ods_power_user AS u: the user columns after COALESCE ...
     let user_dims = ods
         .users
@@ -46,8 +45,8 @@ pub fn dwd<'scope>(ods: &Ods<'scope>) -> Dwd<'scope> {
     let missing_dims = ods
         .consumption
         .clone()
-        .as_collection(|_, c| c.user_id)
-        .distinct()
+        .map(|c| c.user_id)
+        .distinct_total()
         .map(|id| (id, ()))
         .antijoin(user_ids)
         .map(|(id, ())| (id, Dim::unknown()));
@@ -55,11 +54,19 @@ pub fn dwd<'scope>(ods: &Ods<'scope>) -> Dwd<'scope> {
         .concat(missing_dims)
         .arrange_by_key_named("dwd.dims_by_user");
 
-    let details = facts.join_core(dims, |_, fact, dim| {
-        Some(Detail {
-            fact: *fact,
-            dim: dim.clone(),
+    // FROM ods_power_consumption AS c ... ON c.user_id: the facts, by user id.
+    let details = with_details.then(|| {
+        let facts: Indexed<'scope, UserId, Fact> = ods
+            .consumption
+            .clone()
+            .map(|c| (c.user_id, Fact::from(&c)))
+            .arrange_by_key_named("dwd.facts_by_user");
+        facts.join_core(dims.clone(), |_, fact, dim| {
+            Some(Detail {
+                fact: *fact,
+                dim: dim.clone(),
+            })
         })
     });
-    Dwd { details }
+    Dwd { dims, details }
 }

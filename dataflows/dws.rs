@@ -24,97 +24,214 @@
 //!       GROUP BY user_id, user_name, region_id, region_name, TUMBLE(consumption_date, :window));
 //! ```
 //!
-//! The source groups by `region_name` too; the table's key is `(region_id, stat_date)`, so the
-//! name is the group's greatest (the same name whenever the input is consistent; see
-//! `docs/semantics.md`). The dashboard's `peak_hour` — the hour of the window's rows with the
-//! largest summed amount — needs the same rows, so it is computed here alongside.
+//! Both tables group rows of one window by columns that come from the user (region, names), so
+//! the aggregation is pushed below the DWD join, in two steps:
 //!
-//! The ranking is aggregated in two levels, per user and then per partition, so a late row
-//! touches one user's sums and then only the ranking rows whose rank really changes.
+//! 1. **Partials, before the join**: each user's rows are summed per window and hour of the day
+//!    ([`Partial`]: sums, count, max, min). A change reads the rows of one user in one
+//!    window-hour — a handful — and a user row that changes later moves one partial per window
+//!    and hour instead of every consumption row of that user.
+//! 2. **Partitions, after the join**: the partials, joined with the users' current columns,
+//!    are grouped by `(stat_date, region_id)` — the key of the region row *and* the partition of
+//!    the ranking. One reduce reads the partition's users once and emits the region row
+//!    (sums, `COUNT(DISTINCT user_id)`, max, min, the peak hour from the hourly sums, the
+//!    greatest region name), the rank-1 user the dashboard needs, and the ranking rows. Differential
+//!    emits only the output rows that changed, so a late row re-ranks only the users it moves.
+//!
+//! The ranking itself must read the whole partition on every change (a ROW_NUMBER), so the
+//! region aggregates riding on the same read cost nothing extra, and sharing the reduce spares
+//! the arrangement and the join that separate abelian sums would need to meet the ranking again
+//! in ADS (`docs/architecture.md`).
 
 use std::cmp::Reverse;
 
 use super::dwd::Dwd;
+use super::ods::Ods;
 use super::Table;
 use crate::rows::{
-    average_cents, hour_of_day, window_start, Cents, Millis, RegionId, RegionStats, Text, UserId,
-    UserRanking,
+    average_cents, hour_of_day, window_start, Cents, Millis, Partial, RegionId, RegionStats, Text,
+    UserId, UserRanking,
 };
+
+/// The rank-1 user of a region window, as the dashboard shows it.
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct TopUser {
+    pub user_id: UserId,
+    pub user_name: Text,
+    pub total_consumption: Cents,
+}
+
+/// What the partition reduce emits for one `(stat_date, region_id)`.
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub enum PartitionRow {
+    /// The `dws_region_daily_stats` row and the partition's rank-1 user.
+    Region(RegionStats, TopUser),
+    /// A `dws_user_ranking` row.
+    Ranking(UserRanking),
+}
 
 /// The DWS layer.
 pub struct Dws<'scope> {
+    /// Every row of every partition: both tables and the top users.
+    pub partitions: Table<'scope, PartitionRow>,
     /// `dws_region_daily_stats`, with the dashboard's peak hour.
     pub region_stats: Table<'scope, RegionStats>,
     /// `dws_user_ranking`.
     pub rankings: Table<'scope, UserRanking>,
 }
 
-/// Builds both DWS tables from DWD with tumbling windows of `window` milliseconds.
-pub fn dws<'scope>(dwd: &Dwd<'scope>, window: Millis) -> Dws<'scope> {
+/// Builds both DWS tables with tumbling windows of `window` milliseconds.
+pub fn dws<'scope>(ods: &Ods<'scope>, dwd: &Dwd<'scope>, window: Millis) -> Dws<'scope> {
+    // GROUP BY user_id, TUMBLE(consumption_date, :window), and the hour for the peak hour.
+    let partials = ods
+        .consumption
+        .clone()
+        .map(move |c| {
+            let group = (
+                c.user_id,
+                window_start(c.consumption_date, window),
+                hour_of_day(c.consumption_date),
+            );
+            (group, (c.consumption_amount, c.consumption_cost))
+        })
+        .reduce_named("dws.user_partials", |_, rows, output| {
+            output.push((partial_of(rows), 1));
+        });
+
+    // JOIN the users' current columns, then PARTITION BY stat_date, region_id.
+    let partitions = partials
+        .map(|((user_id, stat_date, hour), partial)| (user_id, (stat_date, hour, partial)))
+        .arrange_by_key_named("dws.partials_by_user")
+        .join_core(
+            dwd.dims.clone(),
+            |&user_id, &(stat_date, hour, partial), dim| {
+                let member = Member {
+                    user_id,
+                    hour,
+                    user_name: dim.user_name.clone(),
+                    region_name: dim.region_name.clone(),
+                    partial,
+                };
+                Some(((stat_date, dim.region_id), member))
+            },
+        )
+        .reduce_named(
+            "dws.partitions",
+            |&(stat_date, region_id), members, output| {
+                for row in partition_rows(stat_date, region_id, members) {
+                    output.push((row, 1));
+                }
+            },
+        )
+        .map(|(_, row)| row);
+
+    let region_stats = partitions.clone().flat_map(|row| match row {
+        PartitionRow::Region(stats, _) => Some(stats),
+        PartitionRow::Ranking(_) => None,
+    });
+    let rankings = partitions.clone().flat_map(|row| match row {
+        PartitionRow::Ranking(ranking) => Some(ranking),
+        PartitionRow::Region(..) => None,
+    });
     Dws {
-        region_stats: region_daily_stats(dwd, window),
-        rankings: user_ranking(dwd, window),
+        partitions,
+        region_stats,
+        rankings,
     }
 }
 
-/// One DWD row as the region aggregate reads it: amount, user, cost, hour, region name.
-type RegionInput = (Cents, UserId, Cents, u32, Text);
-
-fn region_daily_stats<'scope>(dwd: &Dwd<'scope>, window: Millis) -> Table<'scope, RegionStats> {
-    dwd.details
-        .clone()
-        // GROUP BY region_id, TUMBLE(consumption_date, :window)
-        .map(move |d| {
-            let group = (d.dim.region_id, window_start(d.fact.date, window));
-            let input: RegionInput = (
-                d.fact.amount,
-                d.fact.user_id,
-                d.fact.cost,
-                hour_of_day(d.fact.date),
-                d.dim.region_name,
-            );
-            (group, input)
-        })
-        .reduce_named(
-            "dws.region_daily_stats",
-            |&(region_id, stat_date), rows, output| {
-                output.push((aggregate_region(region_id, stat_date, rows), 1));
-            },
-        )
-        .map(|(_, stats)| stats)
+/// The partial of one user, window and hour from its rows' (amount, cost), sorted, each with
+/// its multiplicity.
+fn partial_of(rows: &[(&(Cents, Cents), isize)]) -> Partial {
+    let mut partial = Partial {
+        total_consumption: 0,
+        total_cost: 0,
+        count: 0,
+        max_consumption: rows[rows.len() - 1].0 .0,
+        min_consumption: rows[0].0 .0,
+    };
+    for &(&(amount, cost), multiplicity) in rows {
+        let multiplicity = multiplicity as i64;
+        partial.total_consumption += amount * multiplicity;
+        partial.total_cost += cost * multiplicity;
+        partial.count += multiplicity;
+    }
+    partial
 }
 
-/// The aggregates of one (region, window) group. `rows` come sorted by amount, each with its
-/// multiplicity.
-fn aggregate_region(
-    region_id: RegionId,
+/// One user's partial of one hour in a partition, with the user's current columns.
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+struct Member {
+    user_id: UserId,
+    hour: u32,
+    user_name: Text,
+    region_name: Text,
+    partial: Partial,
+}
+
+/// A user's sums over the hours of one window.
+struct UserTotals<'a> {
+    user_id: UserId,
+    user_name: &'a Text,
+    region_name: &'a Text,
+    total_consumption: Cents,
+    total_cost: Cents,
+}
+
+/// The region row, top user and ranking rows of one partition, from its members sorted by user.
+fn partition_rows(
     stat_date: Millis,
-    rows: &[(&RegionInput, isize)],
-) -> RegionStats {
+    region_id: RegionId,
+    members: &[(&Member, isize)],
+) -> Vec<PartitionRow> {
+    let first = members[0].0;
     let mut total_consumption = 0;
     let mut total_cost = 0;
     let mut count = 0;
-    let mut users = Vec::with_capacity(rows.len());
+    let mut max_consumption = first.partial.max_consumption;
+    let mut min_consumption = first.partial.min_consumption;
+    let mut region_name = &first.region_name;
     // The summed amount of each hour that has rows; hours without rows cannot be the peak.
     let mut hourly: [Option<Cents>; 24] = [None; 24];
-    let mut region_name = &rows[0].0 .4;
-    for &(&(amount, user_id, cost, hour, ref name), multiplicity) in rows {
-        let multiplicity = multiplicity as i64;
-        total_consumption += amount * multiplicity;
-        total_cost += cost * multiplicity;
-        count += multiplicity;
-        users.push(user_id);
-        *hourly[hour as usize].get_or_insert(0) += amount * multiplicity;
-        region_name = region_name.max(name);
+    let mut users: Vec<UserTotals<'_>> = Vec::new();
+    for &(member, _) in members {
+        let partial = &member.partial;
+        total_consumption += partial.total_consumption;
+        total_cost += partial.total_cost;
+        count += partial.count;
+        max_consumption = max_consumption.max(partial.max_consumption);
+        min_consumption = min_consumption.min(partial.min_consumption);
+        region_name = region_name.max(&member.region_name);
+        *hourly[member.hour as usize].get_or_insert(0) += partial.total_consumption;
+        // Members come sorted by user id: a user's hours are adjacent.
+        match users.last_mut() {
+            Some(user) if user.user_id == member.user_id => {
+                user.total_consumption += partial.total_consumption;
+                user.total_cost += partial.total_cost;
+            }
+            _ => users.push(UserTotals {
+                user_id: member.user_id,
+                user_name: &member.user_name,
+                region_name: &member.region_name,
+                total_consumption: partial.total_consumption,
+                total_cost: partial.total_cost,
+            }),
+        }
     }
-    users.sort_unstable();
-    users.dedup();
     // Ties go to the earliest hour: compare by (sum, Reverse(hour)).
     let peak_hour = (0..24u32)
         .filter_map(|hour| hourly[hour as usize].map(|sum| (sum, Reverse(hour))))
         .max()
         .map_or(0, |(_, Reverse(hour))| hour);
-    RegionStats {
+    // ROW_NUMBER() ... ORDER BY total_consumption DESC, user_id ASC.
+    users.sort_by_key(|user| (Reverse(user.total_consumption), user.user_id));
+    let stats = RegionStats {
         region_id,
         stat_date,
         region_name: region_name.clone(),
@@ -122,81 +239,28 @@ fn aggregate_region(
         total_cost,
         user_count: users.len() as i64,
         avg_consumption: average_cents(total_consumption, count),
-        max_consumption: rows[rows.len() - 1].0 .0,
-        min_consumption: rows[0].0 .0,
+        max_consumption,
+        min_consumption,
         peak_hour,
-    }
-}
-
-/// A user's columns and sums in one window, as the ranking partition reads them.
-type UserTotals = (Text, RegionId, Text, Cents, Cents);
-
-fn user_ranking<'scope>(dwd: &Dwd<'scope>, window: Millis) -> Table<'scope, UserRanking> {
-    // The inner query: one row per user and window. All of a user's rows carry the same user
-    // columns (they joined the same current user row), so grouping by user_id suffices.
-    let per_user = dwd
-        .details
-        .clone()
-        .map(move |d| {
-            let group = (d.fact.user_id, window_start(d.fact.date, window));
-            (
-                (group),
-                (
-                    d.dim.user_name,
-                    d.dim.region_id,
-                    d.dim.region_name,
-                    d.fact.amount,
-                    d.fact.cost,
-                ),
-            )
+    };
+    let top = TopUser {
+        user_id: users[0].user_id,
+        user_name: users[0].user_name.clone(),
+        total_consumption: users[0].total_consumption,
+    };
+    let mut rows = Vec::with_capacity(users.len() + 1);
+    rows.push(PartitionRow::Region(stats, top));
+    rows.extend(users.iter().enumerate().map(|(position, user)| {
+        PartitionRow::Ranking(UserRanking {
+            user_id: user.user_id,
+            stat_date,
+            user_name: user.user_name.clone(),
+            region_id,
+            region_name: user.region_name.clone(),
+            total_consumption: user.total_consumption,
+            total_cost: user.total_cost,
+            ranking: position as u64 + 1,
         })
-        .reduce_named("dws.user_window_totals", |_, rows, output| {
-            let (name, region_id, region_name, _, _) = rows[0].0;
-            let mut total_consumption = 0;
-            let mut total_cost = 0;
-            for &(&(_, _, _, amount, cost), multiplicity) in rows {
-                total_consumption += amount * multiplicity as i64;
-                total_cost += cost * multiplicity as i64;
-            }
-            let totals: UserTotals = (
-                name.clone(),
-                *region_id,
-                region_name.clone(),
-                total_consumption,
-                total_cost,
-            );
-            output.push((totals, 1));
-        });
-
-    // ROW_NUMBER() OVER (PARTITION BY stat_date, region_id ORDER BY total DESC, user_id ASC):
-    // the partition's rows arrive sorted by (Reverse(total), user_id), which is that order.
-    per_user
-        .map(
-            |((user_id, stat_date), (name, region_id, region_name, total, cost))| {
-                (
-                    (stat_date, region_id),
-                    (Reverse(total), user_id, name, region_name, cost),
-                )
-            },
-        )
-        .reduce_named(
-            "dws.user_ranking",
-            |&(stat_date, region_id), rows, output| {
-                for (position, (row, _)) in rows.iter().enumerate() {
-                    let (Reverse(total_consumption), user_id, name, region_name, total_cost) = row;
-                    let ranking = UserRanking {
-                        user_id: *user_id,
-                        stat_date,
-                        user_name: name.clone(),
-                        region_id,
-                        region_name: region_name.clone(),
-                        total_consumption: *total_consumption,
-                        total_cost: *total_cost,
-                        ranking: position as u64 + 1,
-                    };
-                    output.push((ranking, 1));
-                }
-            },
-        )
-        .map(|(_, ranking)| ranking)
+    }));
+    rows
 }

@@ -31,15 +31,19 @@ pub struct Layers<'scope> {
     pub ads: ads::Ads<'scope>,
 }
 
-/// Builds the warehouse from the sources' upsert streams, with tumbling windows of `window` ms.
+/// Builds the warehouse from the sources' upsert streams, with the windows and retention of
+/// `retention`; consumption rows expired on arrival are counted by `on_expired`. The DWD detail
+/// rows are built only `with_details`.
 pub fn warehouse<'scope>(
     users: ods::UpsertStream<'scope, crate::rows::UserId, crate::rows::User>,
     consumption: ods::UpsertStream<'scope, crate::rows::ConsumptionId, crate::rows::Consumption>,
-    window: crate::rows::Millis,
+    retention: crate::retention::Retention,
+    on_expired: impl Fn(u64) + 'static,
+    with_details: bool,
 ) -> Layers<'scope> {
-    let ods = ods::ods(users, consumption);
-    let dwd = dwd::dwd(&ods);
-    let dws = dws::dws(&dwd, window);
+    let ods = ods::ods(users, consumption, retention, on_expired);
+    let dwd = dwd::dwd(&ods, with_details);
+    let dws = dws::dws(&ods, &dwd, retention.window);
     let ads = ads::ads(&dws);
     Layers { ods, dwd, dws, ads }
 }

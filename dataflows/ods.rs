@@ -8,17 +8,21 @@
 //! ```
 //!
 //! A later row with the same key replaces the earlier one and a tombstone (`None`) deletes it.
-//! The upsert arrangement keeps the current row of each key, which is what lets it retract the
-//! old row when a new one arrives.
+//! Users never expire (their ids are a bounded range), so differential's upsert arrangement
+//! keeps them. Consumption rows leave the maintained state when their window freezes under
+//! retention (SPEC §4a): [`upsert_with_expiry`] keeps each row until then, and rows arriving for
+//! a frozen window are expired, counted and not applied.
 
 use timely::dataflow::StreamVec;
 
 use differential_dataflow::operators::arrange::upsert::arrange_from_upsert;
 use differential_dataflow::trace::implementations::{ValBuilder, ValSpine};
 
-use super::Indexed;
+use super::{Indexed, Table};
+use crate::retention::Retention;
 use crate::rows::{Consumption, ConsumptionId, User, UserId};
 use crate::source::Time;
+use crate::upsert::upsert_with_expiry;
 
 /// A stream of upserts as the sources send them: key, new row or `None`, logical time.
 pub type UpsertStream<'scope, K, R> = StreamVec<'scope, Time, (K, Option<R>, Time)>;
@@ -27,23 +31,28 @@ pub type UpsertStream<'scope, K, R> = StreamVec<'scope, Time, (K, Option<R>, Tim
 pub struct Ods<'scope> {
     /// `ods_power_user`, by `user_id`.
     pub users: Indexed<'scope, UserId, User>,
-    /// `ods_power_consumption`, by `consumption_id`.
-    pub consumption: Indexed<'scope, ConsumptionId, Consumption>,
+    /// `ods_power_consumption`: the rows of live windows.
+    pub consumption: Table<'scope, Consumption>,
 }
 
-/// Builds the ODS tables from the sources' upsert streams.
+/// Builds the ODS tables from the sources' upsert streams; consumption rows expired on arrival
+/// are counted by `on_expired`.
 pub fn ods<'scope>(
     users: UpsertStream<'scope, UserId, User>,
     consumption: UpsertStream<'scope, ConsumptionId, Consumption>,
+    retention: Retention,
+    on_expired: impl Fn(u64) + 'static,
 ) -> Ods<'scope> {
     Ods {
         users: arrange_from_upsert::<ValBuilder<_, _, _, _>, ValSpine<_, _, _, _>, _, _>(
             users,
             "ods.power_user",
         ),
-        consumption: arrange_from_upsert::<ValBuilder<_, _, _, _>, ValSpine<_, _, _, _>, _, _>(
+        consumption: upsert_with_expiry(
             consumption,
             "ods.power_consumption",
+            move |row: &Consumption| retention.freezes_at_date(row.consumption_date),
+            on_expired,
         ),
     }
 }

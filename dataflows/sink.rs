@@ -16,10 +16,11 @@ use timely::dataflow::operators::generic::Operator;
 
 use differential_dataflow::consolidation::consolidate;
 
-use super::Table;
+use super::{Layers, Table};
 use crate::csv_input::RowError;
 use crate::reference::Warehouse;
-use crate::rows::{Consumption, Dashboard, Detail, RegionStats, User, UserRanking};
+use crate::retention::{until_frozen, Retention};
+use crate::rows::{window_start, Consumption, Dashboard, Detail, RegionStats, User, UserRanking};
 use crate::source::Time;
 
 /// A row of any warehouse table, or a malformed input row.
@@ -32,6 +33,37 @@ pub enum TableRow {
     Ranking(UserRanking),
     Dashboard(Dashboard),
     Error(RowError),
+}
+
+/// The warehouse's tables as they leave the dataflow. Under retention a frozen window keeps, in
+/// every table, the rows it had at the last logical time before it froze (SPEC §4a): inside the
+/// dataflow its rows leave the maintained state, but those retractions stop here.
+pub struct Leaving<'scope> {
+    pub users: Table<'scope, User>,
+    pub consumption: Table<'scope, Consumption>,
+    pub details: Option<Table<'scope, Detail>>,
+    pub region_stats: Table<'scope, RegionStats>,
+    pub rankings: Table<'scope, UserRanking>,
+    pub dashboards: Table<'scope, Dashboard>,
+}
+
+/// The tables of `layers` as they leave the dataflow under `retention`.
+pub fn leaving<'scope>(layers: Layers<'scope>, retention: Retention) -> Leaving<'scope> {
+    let window = retention.window;
+    Leaving {
+        users: layers.ods.users.as_collection(|_, user| user.clone()),
+        consumption: until_frozen(layers.ods.consumption, retention, move |c| {
+            Some(window_start(c.consumption_date, window))
+        }),
+        details: layers.dwd.details.map(|details| {
+            until_frozen(details, retention, move |d| {
+                Some(window_start(d.fact.date, window))
+            })
+        }),
+        region_stats: until_frozen(layers.dws.region_stats, retention, |r| Some(r.stat_date)),
+        rankings: until_frozen(layers.dws.rankings, retention, |r| Some(r.stat_date)),
+        dashboards: until_frozen(layers.ads.dashboards, retention, |d| Some(d.stat_date)),
+    }
 }
 
 /// Receives the consolidated changes of each completed logical time, in time order.

@@ -9,6 +9,7 @@ use crate::csv_input::{Interleave, ReplayConfig};
 use crate::generator::GeneratorConfig;
 use crate::query::render::Format;
 use crate::query::{BusinessQuery, QueryOptions};
+use crate::retention::Retention;
 use crate::rows::Millis;
 use crate::runtime::{now_millis, Clock, RunConfig, SourceSpec};
 use crate::sinks::SinkTarget;
@@ -25,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the warehouse: the generator (default) or a CSV replay, through all four layers.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run one of the source's business queries (section 7) on the sink's tables.
     Query(QueryArgs),
 }
@@ -67,6 +68,29 @@ pub struct QueryArgs {
     /// How to print the result.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+/// A rate of rows per generator-clock second: finite, and positive (or zero where allowed).
+fn parse_rate<const ZERO_ALLOWED: bool>(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    match rate {
+        rate if !rate.is_finite() => Err(format!("{text:?} is not a finite number")),
+        rate if rate > 0.0 || (ZERO_ALLOWED && rate == 0.0) => Ok(rate),
+        _ if ZERO_ALLOWED => Err(format!("{text:?} must not be negative")),
+        _ => Err(format!("{text:?} must be greater than zero")),
+    }
+}
+
+/// The generator clock's first instant: a timestamp not before 1970.
+fn parse_start(text: &str) -> Result<Millis, String> {
+    let millis = parse_millis(text)?;
+    if millis < 0 {
+        return Err(format!("{text:?} is before 1970-01-01 00:00:00"));
+    }
+    Ok(millis)
 }
 
 fn parse_timestamp(text: &str) -> Result<chrono::NaiveDateTime, String> {
@@ -127,7 +151,8 @@ pub struct RunArgs {
     pub seed: u64,
 
     /// Length of the user_id sequence; after it, user rows update existing users.
-    #[arg(long, env = "GRIDFLOW_USERS", default_value_t = 1000)]
+    #[arg(long, env = "GRIDFLOW_USERS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub users: u64,
 
     /// Stop after this many consumption rows (default: never stop).
@@ -135,11 +160,11 @@ pub struct RunArgs {
     pub consumptions: Option<u64>,
 
     /// User rows per generator-clock second.
-    #[arg(long, env = "GRIDFLOW_USER_RATE", default_value_t = 1.0)]
+    #[arg(long, env = "GRIDFLOW_USER_RATE", default_value_t = 1.0, value_parser = parse_rate::<true>)]
     pub user_rate: f64,
 
     /// Consumption rows per generator-clock second.
-    #[arg(long, env = "GRIDFLOW_CONSUMPTION_RATE", default_value_t = 5.0)]
+    #[arg(long, env = "GRIDFLOW_CONSUMPTION_RATE", default_value_t = 5.0, value_parser = parse_rate::<false>)]
     pub consumption_rate: f64,
 
     /// End the user stream after inserting users 1..=N (the source's DataGen), instead of going
@@ -148,41 +173,52 @@ pub struct RunArgs {
     pub no_user_updates: bool,
 
     /// Number of supply regions (region ids 1..=N).
-    #[arg(long, env = "GRIDFLOW_REGIONS", default_value_t = 10)]
+    #[arg(long, env = "GRIDFLOW_REGIONS", default_value_t = 10,
+          value_parser = clap::value_parser!(i32).range(1..))]
     pub regions: i32,
 
     /// The generator clock's first instant, `YYYY-MM-DD HH:MM:SS` (UTC). Default: now on the
     /// wall clock, 2024-01-01 00:00:00 on the simulated clock and for replays.
-    #[arg(long, env = "GRIDFLOW_START", value_parser = parse_millis)]
+    #[arg(long, env = "GRIDFLOW_START", value_parser = parse_start)]
     pub start: Option<Millis>,
 
     /// Size of the tumbling windows: 5s, 1h, 1d, ...
     #[arg(long, env = "GRIDFLOW_WINDOW", default_value = "5s", value_parser = parse_duration_millis)]
     pub window: Millis,
 
+    /// Retention horizon (SPEC §4a): a window freezes this long after its end, on the source
+    /// clock. Its rows then stay in the sink and the export as they were, leave the engine's
+    /// state, and later rows for it are counted as expired. Off by default: state grows with
+    /// the input.
+    #[arg(long, env = "GRIDFLOW_RETENTION", value_parser = parse_duration_millis)]
+    pub retention: Option<Millis>,
+
     /// Source-clock span of one logical time (default: 100ms on the wall clock, 1s otherwise).
     #[arg(long, env = "GRIDFLOW_TICK", value_parser = parse_duration_millis)]
     pub tick: Option<Millis>,
 
     /// Rows of each table per logical time in a CSV replay.
-    #[arg(long, env = "GRIDFLOW_REPLAY_BATCH", default_value_t = 1000)]
-    pub replay_batch: usize,
+    #[arg(long, env = "GRIDFLOW_REPLAY_BATCH", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub replay_batch: u64,
 
     /// How a CSV replay interleaves the two tables' batches.
     #[arg(long, env = "GRIDFLOW_INTERLEAVE", value_enum, default_value_t = Interleave::Alternate)]
     pub interleave: Interleave,
 
     /// Worker threads per process.
-    #[arg(short = 'w', long, env = "GRIDFLOW_WORKERS", default_value_t = 1)]
-    pub workers: usize,
+    #[arg(short = 'w', long, env = "GRIDFLOW_WORKERS", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub workers: u64,
 
     /// Number of processes (timely cluster mode).
-    #[arg(short = 'n', long, env = "GRIDFLOW_PROCESSES", default_value_t = 1)]
-    pub processes: usize,
+    #[arg(short = 'n', long, env = "GRIDFLOW_PROCESSES", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub processes: u64,
 
     /// Index of this process, 0..processes.
     #[arg(short = 'p', long, env = "GRIDFLOW_PROCESS", default_value_t = 0)]
-    pub process: usize,
+    pub process: u64,
 
     /// File with one `host:port` per line, one per process (default: localhost:2101, 2102, ...).
     #[arg(long, env = "GRIDFLOW_HOSTFILE", value_name = "FILE")]
@@ -193,14 +229,16 @@ pub struct RunArgs {
     pub serialize: bool,
 
     /// On the simulated clock, how many sealed batches may be in the dataflow at once.
-    #[arg(long, env = "GRIDFLOW_MAX_INFLIGHT", default_value_t = 4)]
-    pub max_inflight: usize,
+    #[arg(long, env = "GRIDFLOW_MAX_INFLIGHT", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_inflight: u64,
 
     /// On the simulated clock, rows a worker sends before advancing the input frontier. Rows keep
     /// their own logical times (one per tick), so results are the same for any value; larger
     /// batches amortize the per-time work of the operators.
-    #[arg(long, env = "GRIDFLOW_PROGRESS_ROWS", default_value_t = 10_000)]
-    pub progress_rows: usize,
+    #[arg(long, env = "GRIDFLOW_PROGRESS_ROWS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub progress_rows: u64,
 
     /// Arrangement merge work per idle scheduling quantum (differential's idle merge effort);
     /// unset, batches merge only as new batches arrive.
@@ -253,7 +291,7 @@ impl RunArgs {
         match &self.input {
             Some(dir) => SourceSpec::Replay(ReplayConfig {
                 dir: dir.clone(),
-                batch_rows: self.replay_batch.max(1),
+                batch_rows: self.replay_batch as usize,
                 interleave: self.interleave,
                 start,
                 tick,
@@ -277,10 +315,13 @@ impl RunArgs {
     pub fn run_config(&self, sink_ods_and_dwd: bool) -> Result<RunConfig, String> {
         Ok(RunConfig {
             timely: self.timely_config()?,
-            window: self.window,
+            retention: Retention {
+                window: self.window,
+                horizon: self.retention,
+            },
             clock: self.effective_clock(),
-            max_inflight: self.max_inflight,
-            progress_rows: self.progress_rows.max(1),
+            max_inflight: self.max_inflight as usize,
+            progress_rows: self.progress_rows as usize,
             sink_ods_and_dwd,
             stop: Default::default(),
         })
@@ -289,7 +330,7 @@ impl RunArgs {
     /// Threads, processes and serialization as timely's configuration.
     pub fn timely_config(&self) -> Result<timely::Config, String> {
         use timely::CommunicationConfig;
-        let workers = self.workers.max(1);
+        let workers = self.workers as usize;
         let communication = if self.processes > 1 {
             if self.process >= self.processes {
                 return Err(format!(
@@ -307,7 +348,7 @@ impl RunArgs {
                         .filter(|l| !l.trim().is_empty())
                         .map(|l| l.trim().to_string())
                         .collect();
-                    if addresses.len() < self.processes {
+                    if (addresses.len() as u64) < self.processes {
                         return Err(format!(
                             "the host file {} names {} addresses for {} processes",
                             file.display(),
@@ -315,7 +356,10 @@ impl RunArgs {
                             self.processes
                         ));
                     }
-                    addresses.into_iter().take(self.processes).collect()
+                    addresses
+                        .into_iter()
+                        .take(self.processes as usize)
+                        .collect()
                 }
                 None => (0..self.processes)
                     .map(|i| format!("localhost:{}", 2101 + i))
@@ -323,7 +367,7 @@ impl RunArgs {
             };
             CommunicationConfig::Cluster {
                 threads: workers,
-                process: self.process,
+                process: self.process as usize,
                 addresses,
                 report: false,
                 zerocopy: self.serialize,

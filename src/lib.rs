@@ -15,10 +15,12 @@ pub mod late;
 pub mod metrics;
 pub mod query;
 pub mod reference;
+pub mod retention;
 pub mod rows;
 pub mod runtime;
 pub mod sinks;
 pub mod source;
 #[doc(hidden)]
 pub mod testing;
+pub mod upsert;
 pub mod values;

@@ -27,7 +27,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => run_warehouse(args),
+        Command::Run(args) => run_warehouse(*args),
         Command::Query(args) => run_business_query(args),
     }
 }

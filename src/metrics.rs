@@ -19,6 +19,8 @@ pub struct Metrics {
     pub ads_updates: AtomicU64,
     /// Consumption rows that arrived behind the 5-second watermark (SPEC §4).
     pub late_rows: AtomicU64,
+    /// Consumption rows that arrived for a frozen window and were not applied (SPEC §4a).
+    pub expired_rows: AtomicU64,
     /// Versions of `dws_region_daily_stats` rows retracted after they were emitted.
     pub corrected_window_rows: AtomicU64,
     /// Input rows that could not be read.
@@ -45,6 +47,7 @@ pub struct MetricsSnapshot {
     pub dws_ranking_updates: u64,
     pub ads_updates: u64,
     pub late_rows: u64,
+    pub expired_rows: u64,
     pub corrected_window_rows: u64,
     pub malformed_rows: u64,
     pub caught_up_time: u64,
@@ -79,6 +82,7 @@ impl Metrics {
             dws_ranking_updates: load(&self.dws_ranking_updates),
             ads_updates: load(&self.ads_updates),
             late_rows: load(&self.late_rows),
+            expired_rows: load(&self.expired_rows),
             corrected_window_rows: load(&self.corrected_window_rows),
             malformed_rows: load(&self.malformed_rows),
             caught_up_time: load(&self.caught_up_time),
@@ -93,13 +97,13 @@ impl Metrics {
 
 impl MetricsSnapshot {
     /// The one-line status: rows in per layer, consumption rows/s since `previous`, the logical
-    /// time caught up, latency, late rows, corrected window rows, and the database sink's work.
+    /// time caught up, latency, late rows, expired rows, corrected window rows, and the database sink's work.
     pub fn status_line(&self, previous: &MetricsSnapshot, interval: Duration) -> String {
         let rate = (self.ods_consumption_rows - previous.ods_consumption_rows) as f64
             / interval.as_secs_f64().max(1e-9);
         format!(
             "ods users={} consumption={} ({:.0} rows/s) | dwd={} dws regions={} rankings={} | ads={} | \
-             caught up to {} | latency {:.1} ms (max {:.1}) | late={} corrected={} malformed={} | \
+             caught up to {} | latency {:.1} ms (max {:.1}) | late={} expired={} corrected={} malformed={} | \
              sink changes={} tx={} busy={:.1} s",
             self.ods_user_rows,
             self.ods_consumption_rows,
@@ -112,6 +116,7 @@ impl MetricsSnapshot {
             self.latency_last_micros as f64 / 1000.0,
             self.latency_max_micros as f64 / 1000.0,
             self.late_rows,
+            self.expired_rows,
             self.corrected_window_rows,
             self.malformed_rows,
             self.sink_row_changes,

@@ -47,6 +47,147 @@ pub fn recompute(
     }
 }
 
+/// The batch twin of a whole job under retention (SPEC §4a), followed tick by tick: users,
+/// the consumption rows of live windows, and the rows frozen windows left behind.
+///
+/// Window `[s, s + w)` freezes at the first logical time `t >= s + w + horizon`. At each tick
+/// the windows that froze since the previous tick keep the rows they had at that tick, their
+/// consumption rows leave the state, and then the tick's upserts apply: the last upsert of a key
+/// in the tick wins, a row for a frozen window is expired (counted, not applied), and a delete of
+/// a key the state does not hold changes nothing. Without a horizon this is [`recompute`] over
+/// the upserts seen so far.
+#[derive(Clone, Debug)]
+pub struct RetainedJob {
+    window: Millis,
+    horizon: Option<Millis>,
+    users: BTreeMap<UserId, User>,
+    live: BTreeMap<ConsumptionId, Consumption>,
+    /// The rows of frozen windows, as they were at the last tick before each froze.
+    frozen: Warehouse,
+    /// The tables computed from the live state at the previous tick.
+    previous: Warehouse,
+    /// Arriving consumption rows whose window was already frozen.
+    pub expired: u64,
+}
+
+impl RetainedJob {
+    /// A job with no input yet, windows of `window` ms, and a horizon (or none).
+    pub fn new(window: Millis, horizon: Option<Millis>) -> RetainedJob {
+        RetainedJob {
+            window,
+            horizon,
+            users: BTreeMap::new(),
+            live: BTreeMap::new(),
+            frozen: Warehouse::default(),
+            previous: Warehouse::default(),
+            expired: 0,
+        }
+    }
+
+    /// Whether the window holding `date` (or starting at it) is frozen at `time`.
+    fn frozen_at(&self, date: Millis, time: u64) -> bool {
+        match self.horizon {
+            None => false,
+            Some(horizon) => {
+                let freeze = window_start(date, self.window) + self.window + horizon;
+                (time as i128) >= freeze as i128
+            }
+        }
+    }
+
+    /// Applies the upserts of one tick at logical `time` (later than every earlier tick's) and
+    /// returns every table after it, each sorted as [`recompute`] sorts them.
+    pub fn tick(
+        &mut self,
+        time: u64,
+        users: &[(UserId, Option<User>)],
+        consumption: &[(ConsumptionId, Option<Consumption>)],
+    ) -> Warehouse {
+        // Windows frozen since the previous tick keep that tick's rows.
+        let previous = std::mem::take(&mut self.previous);
+        let frozen = |date: Millis| self.frozen_at(date, time);
+        let consumption_frozen: Vec<Consumption> = previous
+            .consumption
+            .into_iter()
+            .filter(|c| frozen(c.consumption_date))
+            .collect();
+        let details_frozen: Vec<Detail> = previous
+            .details
+            .into_iter()
+            .filter(|d| frozen(d.fact.date))
+            .collect();
+        let stats_frozen: Vec<RegionStats> = previous
+            .region_stats
+            .into_iter()
+            .filter(|r| frozen(r.stat_date))
+            .collect();
+        let rankings_frozen: Vec<UserRanking> = previous
+            .rankings
+            .into_iter()
+            .filter(|r| frozen(r.stat_date))
+            .collect();
+        let dashboards_frozen: Vec<Dashboard> = previous
+            .dashboards
+            .into_iter()
+            .filter(|d| frozen(d.stat_date))
+            .collect();
+        self.frozen.consumption.extend(consumption_frozen);
+        self.frozen.details.extend(details_frozen);
+        self.frozen.region_stats.extend(stats_frozen);
+        self.frozen.rankings.extend(rankings_frozen);
+        self.frozen.dashboards.extend(dashboards_frozen);
+        // ... and their consumption rows leave the state.
+        let live = std::mem::take(&mut self.live);
+        self.live = live
+            .into_iter()
+            .filter(|(_, c)| !self.frozen_at(c.consumption_date, time))
+            .collect();
+
+        // The tick's upserts, the last of each key winning.
+        let last_users: BTreeMap<UserId, &Option<User>> =
+            users.iter().map(|(id, row)| (*id, row)).collect();
+        for (id, row) in last_users {
+            match row {
+                Some(user) => self.users.insert(id, user.clone()),
+                None => self.users.remove(&id),
+            };
+        }
+        let last_consumption: BTreeMap<ConsumptionId, &Option<Consumption>> =
+            consumption.iter().map(|(id, row)| (*id, row)).collect();
+        for (id, row) in last_consumption {
+            match row {
+                Some(c) if self.frozen_at(c.consumption_date, time) => self.expired += 1,
+                Some(c) => {
+                    self.live.insert(id, c.clone());
+                }
+                None => {
+                    self.live.remove(&id);
+                }
+            }
+        }
+
+        self.previous = recompute(&self.users, &self.live, self.window);
+        let mut tables = self.previous.clone();
+        tables
+            .consumption
+            .extend(self.frozen.consumption.iter().cloned());
+        tables.details.extend(self.frozen.details.iter().cloned());
+        tables
+            .region_stats
+            .extend(self.frozen.region_stats.iter().cloned());
+        tables.rankings.extend(self.frozen.rankings.iter().cloned());
+        tables
+            .dashboards
+            .extend(self.frozen.dashboards.iter().cloned());
+        tables.consumption.sort();
+        tables.details.sort();
+        tables.region_stats.sort();
+        tables.rankings.sort();
+        tables.dashboards.sort();
+        tables
+    }
+}
+
 /// DWD: every consumption row LEFT JOINed with its current user row, COALESCE defaults applied.
 fn details(
     users: &BTreeMap<UserId, User>,

@@ -131,6 +131,19 @@ pub struct Detail {
     pub dim: Dim,
 }
 
+/// One user's consumption rows in one window and one hour of the day, summed: everything DWS
+/// reads of them. Aggregating each user's rows before the user join means a user row that
+/// changes moves one partial per window and hour, not every consumption row of the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Partial {
+    pub total_consumption: Cents,
+    pub total_cost: Cents,
+    /// How many rows; never 0 (a group without rows has no partial).
+    pub count: i64,
+    pub max_consumption: Cents,
+    pub min_consumption: Cents,
+}
+
 /// One row of `dws_region_daily_stats` (key `region_id, stat_date`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RegionStats {

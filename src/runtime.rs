@@ -22,11 +22,12 @@ use timely::dataflow::ProbeHandle;
 use differential_dataflow::AsCollection;
 
 use crate::csv_input::{CsvReplay, ReplayConfig, ReplayError, RowError};
-use crate::dataflows::sink::{sink, ChangeSink, TableRow};
+use crate::dataflows::sink::{leaving, sink, ChangeSink, TableRow};
 use crate::dataflows::{warehouse, Table};
 use crate::generator::{Generator, GeneratorConfig};
 use crate::late::count_late_rows;
 use crate::metrics::Metrics;
+use crate::retention::Retention;
 use crate::rows::{Consumption, ConsumptionId, Millis, User, UserId};
 use crate::source::{Scripted, Source, Time};
 
@@ -53,8 +54,8 @@ pub enum SourceSpec {
 pub struct RunConfig {
     /// Threads, processes and serialization of timely.
     pub timely: timely::Config,
-    /// The tumbling window, in milliseconds.
-    pub window: Millis,
+    /// The tumbling window and the retention horizon.
+    pub retention: Retention,
     pub clock: Clock,
     /// On the simulated clock, how many sealed batches may be in the dataflow at once.
     pub max_inflight: usize,
@@ -148,7 +149,7 @@ where
             > = InputHandle::new();
             let mut errors_input: InputHandle<Time, (RowError, Time, isize)> = InputHandle::new();
             let probe = ProbeHandle::new();
-            let window = config.window;
+            let retention = config.retention;
             let sink_ods_and_dwd = config.sink_ods_and_dwd;
             let worker_metrics = metrics.clone();
             let operator_sink = sink_cell.clone();
@@ -156,47 +157,42 @@ where
                 let errors = scope.input_from(&mut errors_input).as_collection();
                 let users = scope.input_from(&mut users_input);
                 let consumption = scope.input_from(&mut consumption_input);
-                let layers = warehouse(users, consumption, window);
-                let arriving_dates = layers
-                    .ods
-                    .consumption
-                    .clone()
-                    .as_collection(|_, c| c.consumption_date);
-                count_late_rows(arriving_dates, worker_metrics.clone());
                 let m = &worker_metrics;
-                let details = count_updates(layers.dwd.details, m, |m| &m.dwd_updates);
-                let region_stats =
-                    count_updates(layers.dws.region_stats, m, |m| &m.dws_region_updates);
-                let region_stats = count_corrections(region_stats, m);
-                let rankings = count_updates(layers.dws.rankings, m, |m| &m.dws_ranking_updates);
-                let dashboards = count_updates(layers.ads.dashboards, m, |m| &m.ads_updates);
-                let details = details.probe_with(&probe);
-                let region_stats = region_stats.probe_with(&probe);
-                let rankings = rankings.probe_with(&probe);
-                let dashboards = dashboards.probe_with(&probe);
+                let layers = warehouse(
+                    users,
+                    consumption,
+                    retention,
+                    {
+                        let metrics = worker_metrics.clone();
+                        move |count| Metrics::add(&metrics.expired_rows, count)
+                    },
+                    sink_ods_and_dwd,
+                );
+                let arriving_dates = layers.ods.consumption.clone().map(|c| c.consumption_date);
+                count_late_rows(arriving_dates, worker_metrics.clone());
+                let tables = leaving(layers, retention);
+                let region_stats = count_updates(tables.region_stats, m, |m| &m.dws_region_updates);
+                let region_stats = count_corrections(region_stats, m).probe_with(&probe);
+                let rankings = count_updates(tables.rankings, m, |m| &m.dws_ranking_updates)
+                    .probe_with(&probe);
+                let dashboards =
+                    count_updates(tables.dashboards, m, |m| &m.ads_updates).probe_with(&probe);
+                let details = tables.details.map(|details| {
+                    count_updates(details, m, |m| &m.dwd_updates).probe_with(&probe)
+                });
                 if collect {
-                    let mut tables: Vec<Table<'_, TableRow>> = vec![
+                    let mut rows: Vec<Table<'_, TableRow>> = vec![
                         errors.map(TableRow::Error),
                         region_stats.map(TableRow::RegionStats),
                         rankings.map(TableRow::Ranking),
                         dashboards.map(TableRow::Dashboard),
                     ];
-                    if sink_ods_and_dwd {
-                        tables.push(
-                            layers
-                                .ods
-                                .users
-                                .as_collection(|_, u| TableRow::User(u.clone())),
-                        );
-                        tables.push(
-                            layers
-                                .ods
-                                .consumption
-                                .as_collection(|_, c| TableRow::Consumption(c.clone())),
-                        );
-                        tables.push(details.map(TableRow::Detail));
+                    if let Some(details) = details {
+                        rows.push(tables.users.map(TableRow::User));
+                        rows.push(tables.consumption.map(TableRow::Consumption));
+                        rows.push(details.map(TableRow::Detail));
                     }
-                    let rows = differential_dataflow::collection::concatenate(scope, tables);
+                    let rows = differential_dataflow::collection::concatenate(scope, rows);
                     sink(rows, operator_sink);
                 }
             });

@@ -8,6 +8,7 @@ use gridflow::csv_input::{Interleave, ReplayConfig};
 use gridflow::dataflows::sink::Materialized;
 use gridflow::export::{table_files, write_errors, write_warehouse};
 use gridflow::metrics::Metrics;
+use gridflow::retention::Retention;
 use gridflow::runtime::{run, Clock, RunConfig, SourceSpec};
 
 /// The replay fixture computed by PostgreSQL, independent of gridflow.
@@ -61,7 +62,7 @@ pub fn run_and_export_with(
 ) -> Metrics {
     let config = RunConfig {
         timely: timely_config(workers, serialize),
-        window,
+        retention: Retention::unbounded(window),
         clock: Clock::Simulated,
         max_inflight: 4,
         progress_rows,

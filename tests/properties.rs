@@ -11,7 +11,7 @@
 //! Failing cases are persisted to `tests/proptest-regressions/properties.txt` (committed), so a
 //! failure once found is replayed first on every later run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::{Debug, Write as _};
 use std::sync::Arc;
 
@@ -20,7 +20,8 @@ use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 
 use gridflow::dataflows::sink::{snapshot, Materialized, TableRow};
 use gridflow::metrics::Metrics;
-use gridflow::reference::{recompute, Warehouse};
+use gridflow::reference::{RetainedJob, Warehouse};
+use gridflow::retention::Retention;
 use gridflow::rows::{
     Cents, Consumption, ConsumptionId, Millis, RegionId, User, UserId, UNKNOWN_REGION_ID,
     UNKNOWN_REGION_NAME, UNKNOWN_USER_NAME,
@@ -52,6 +53,8 @@ struct Params {
     max_inflight: usize,
     /// Rows a worker sends before the input frontier advances (rows keep their tick's time).
     progress_rows: usize,
+    /// The retention horizon (SPEC §4a), if any.
+    retention: Option<Millis>,
 }
 
 impl Params {
@@ -69,7 +72,10 @@ impl Params {
                 communication,
                 worker: timely::WorkerConfig::default(),
             },
-            window: self.window,
+            retention: Retention {
+                window: self.window,
+                horizon: self.retention,
+            },
             clock: Clock::Simulated,
             max_inflight: self.max_inflight,
             progress_rows: self.progress_rows,
@@ -83,11 +89,12 @@ impl Params {
 /// sink has accumulated equal the batch recomputation over the ODS state after that tick, and
 /// that every row's multiplicity is 0 or 1. Returns the engine's tables after each tick.
 fn check_against_oracle(ticks: &[Tick], params: &Params) -> Result<Vec<Warehouse>, TestCaseError> {
+    let metrics = Arc::new(Metrics::default());
     let outcome = run(
         params.run_config(),
         SourceSpec::Scripted(ticks.to_vec()),
         Some(Materialized::logging),
-        Arc::new(Metrics::default()),
+        metrics.clone(),
     )
     .map_err(|e| TestCaseError::fail(format!("the run failed: {e}")))?;
     let sink = outcome
@@ -119,26 +126,13 @@ fn check_against_oracle(ticks: &[Tick], params: &Params) -> Result<Vec<Warehouse
         );
     }
 
-    let mut users: BTreeMap<UserId, User> = BTreeMap::new();
-    let mut consumption: BTreeMap<ConsumptionId, Consumption> = BTreeMap::new();
+    let mut twin = RetainedJob::new(params.window, params.retention);
     let mut accumulated: HashMap<TableRow, isize> = HashMap::new();
     let mut changes = log.iter().peekable();
     let mut actuals = Vec::with_capacity(ticks.len());
     for (k, tick) in ticks.iter().enumerate() {
-        // The ODS state after this tick: rows in order, the last of a key winning.
-        for (key, row) in &tick.users {
-            match row {
-                Some(user) => users.insert(*key, user.clone()),
-                None => users.remove(key),
-            };
-        }
-        for (key, row) in &tick.consumption {
-            match row {
-                Some(c) => consumption.insert(*key, c.clone()),
-                None => consumption.remove(key),
-            };
-        }
-        let expected = recompute(&users, &consumption, params.window);
+        // The tables after this tick, computed from scratch by the batch twin.
+        let expected = twin.tick(tick.time, &tick.users, &tick.consumption);
 
         // The engine's tables at this time: every change set up to it.
         while let Some((_, set)) = changes.next_if(|(time, _)| *time <= tick.time) {
@@ -170,6 +164,12 @@ fn check_against_oracle(ticks: &[Tick], params: &Params) -> Result<Vec<Warehouse
         );
         actuals.push(actual);
     }
+    let expired = metrics.snapshot().expired_rows;
+    prop_assert_eq!(
+        expired,
+        twin.expired,
+        "expired rows counted by the engine vs the twin"
+    );
     Ok(actuals)
 }
 
@@ -346,14 +346,16 @@ fn params() -> impl Strategy<Value = Params> {
         any::<bool>(),
         1..=4usize,
         proptest::sample::select(vec![1, 5, 20, 1000]),
+        proptest::sample::select(vec![None, None, Some(SECOND), Some(3 * SECOND), Some(HOUR)]),
     )
         .prop_map(
-            |(window, workers, serialize, max_inflight, progress_rows)| Params {
+            |(window, workers, serialize, max_inflight, progress_rows, retention)| Params {
                 window,
                 workers,
                 serialize,
                 max_inflight,
                 progress_rows,
+                retention,
             },
         )
 }
@@ -409,6 +411,7 @@ const SCENARIO_PARAMS: [Params; 4] = [
         serialize: false,
         max_inflight: 1,
         progress_rows: 1,
+        retention: None,
     },
     Params {
         window: 5 * SECOND,
@@ -416,6 +419,7 @@ const SCENARIO_PARAMS: [Params; 4] = [
         serialize: true,
         max_inflight: 4,
         progress_rows: 3,
+        retention: None,
     },
     Params {
         window: HOUR,
@@ -423,6 +427,7 @@ const SCENARIO_PARAMS: [Params; 4] = [
         serialize: false,
         max_inflight: 2,
         progress_rows: 1000,
+        retention: None,
     },
     Params {
         window: DAY,
@@ -430,14 +435,24 @@ const SCENARIO_PARAMS: [Params; 4] = [
         serialize: true,
         max_inflight: 1,
         progress_rows: 7,
+        retention: None,
     },
 ];
 
 /// Runs a scenario under every configuration, checking it against the oracle, and returns the
 /// engine's tables after each tick (the same for every configuration, so the first run's).
 fn scenario(ticks: &[Tick]) -> Vec<Warehouse> {
+    scenario_with_retention(ticks, None)
+}
+
+/// As [`scenario`], with a retention horizon in every configuration.
+fn scenario_with_retention(ticks: &[Tick], retention: Option<Millis>) -> Vec<Warehouse> {
     let mut first: Option<Vec<Warehouse>> = None;
     for params in &SCENARIO_PARAMS {
+        let params = &Params {
+            retention,
+            ..*params
+        };
         let actuals =
             check_against_oracle(ticks, params).unwrap_or_else(|e| panic!("{params:?}: {e}"));
         first.get_or_insert(actuals);
@@ -637,4 +652,80 @@ fn a_key_repeated_within_one_tick_keeps_its_last_row() {
     assert_eq!(facts(&actuals[0]), vec![(5, 2, 200, 0), (7, 1, 50, 2)]);
     assert_eq!(users(&actuals[1]), vec![(1, Some(1))]);
     assert_eq!(facts(&actuals[1]), vec![(5, 1, 10, 1), (7, 1, 50, 1)]);
+}
+
+#[test]
+fn a_frozen_window_keeps_its_rows_through_user_moves_late_rows_and_reused_ids() {
+    // 5 s windows (scenario configurations use 5 s, 1 h and 1 d) and a 3 s horizon: the window
+    // [START, START + 5 s) freezes at START + 8 s, tick 7.
+    let ticks = vec![
+        tick(
+            0,
+            vec![upsert_user(user(1, "张三", 1, "东区"))],
+            vec![
+                upsert_reading(reading(1, 1, 100, START)),
+                upsert_reading(reading(2, 2, 40, START + 2 * SECOND)),
+            ],
+        ),
+        tick(1, vec![], vec![]),
+        tick(2, vec![], vec![]),
+        tick(3, vec![], vec![]),
+        tick(4, vec![], vec![]),
+        tick(5, vec![], vec![]),
+        tick(6, vec![], vec![]),
+        // START + 8 s: the first window is frozen from here on (for 5 s windows).
+        tick(
+            7,
+            vec![
+                upsert_user(user(1, "张三", 2, "西区")),
+                upsert_user(user(2, "李四", 3, "北区")),
+            ],
+            vec![
+                // Its window is frozen: expired.
+                upsert_reading(reading(3, 1, 999, START + SECOND)),
+                // A live window.
+                upsert_reading(reading(4, 1, 70, START + 6 * SECOND)),
+            ],
+        ),
+        // Id 1 again, in a live window: a new row; deleting id 2 (frozen) changes nothing.
+        tick(
+            8,
+            vec![],
+            vec![
+                upsert_reading(reading(1, 2, 500, START + 7 * SECOND)),
+                (2, None),
+            ],
+        ),
+    ];
+    let actuals = scenario_with_retention(&ticks, Some(3 * SECOND));
+    let stats = |w: &Warehouse| -> Vec<(RegionId, Millis, Cents)> {
+        w.region_stats
+            .iter()
+            .map(|r| (r.region_id, r.stat_date - START, r.total_consumption))
+            .collect()
+    };
+    // Before the freeze, user 2 is unknown (region 0) ...
+    assert_eq!(stats(&actuals[6]), vec![(0, 0, 40), (1, 0, 100)]);
+    // ... and stays so in the frozen window after it arrives; user 1's move reaches only the
+    // live window.
+    assert_eq!(
+        stats(&actuals[7]),
+        vec![(0, 0, 40), (1, 0, 100), (2, 5 * SECOND, 70)]
+    );
+    assert_eq!(
+        stats(&actuals[8]),
+        vec![
+            (0, 0, 40),
+            (1, 0, 100),
+            (2, 5 * SECOND, 70),
+            (3, 5 * SECOND, 500)
+        ]
+    );
+    // The frozen ODS rows stay, the reused id is there twice: frozen and live.
+    let ids: Vec<ConsumptionId> = actuals[8]
+        .consumption
+        .iter()
+        .map(|c| c.consumption_id)
+        .collect();
+    assert_eq!(ids, vec![1, 1, 2, 4]);
 }
