@@ -193,12 +193,16 @@ pub struct RunArgs {
     #[arg(long, env = "GRIDFLOW_RETENTION", value_parser = parse_duration_millis)]
     pub retention: Option<Millis>,
 
-    /// Source-clock span of one logical time (default: 100ms on the wall clock, 1s otherwise).
+    /// Source-clock span of one logical time (default: 100ms on the wall clock; on the simulated
+    /// clock the span of about 3,000 consumption rows, between 1s and 10m — 10m at the default
+    /// rates — so churn such as ranking reshuffles collapses inside one time instead of being
+    /// emitted and retracted; 1s between replay batches).
     #[arg(long, env = "GRIDFLOW_TICK", value_parser = parse_duration_millis)]
     pub tick: Option<Millis>,
 
-    /// Rows of each table per logical time in a CSV replay.
-    #[arg(long, env = "GRIDFLOW_REPLAY_BATCH", default_value_t = 1000,
+    /// Rows of each table per logical time in a CSV replay: large by default, so a replay
+    /// catches up in a few cheap steps; smaller batches show more intermediate versions.
+    #[arg(long, env = "GRIDFLOW_REPLAY_BATCH", default_value_t = 100_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub replay_batch: u64,
 
@@ -250,6 +254,12 @@ pub struct RunArgs {
     pub status_interval: u64,
 }
 
+/// On the simulated clock, the default tick spans about this many consumption rows.
+const ROWS_PER_SIMULATED_TICK: f64 = 3_000.0;
+
+/// The longest default tick of the simulated clock, in seconds.
+const MAX_SIMULATED_TICK_SECONDS: f64 = 600.0;
+
 /// 2024-01-01 00:00:00 UTC: the fixed start of the simulated clock and of replays.
 pub const DEFAULT_SIMULATED_START: Millis = 1_704_067_200_000;
 
@@ -277,6 +287,10 @@ impl RunArgs {
     pub fn effective_tick(&self) -> Millis {
         self.tick.unwrap_or(match self.effective_clock() {
             Clock::Wall => 100,
+            Clock::Simulated if self.input.is_none() => {
+                let seconds = (ROWS_PER_SIMULATED_TICK / self.consumption_rate).round();
+                seconds.clamp(1.0, MAX_SIMULATED_TICK_SECONDS) as Millis * 1_000
+            }
             Clock::Simulated => 1_000,
         })
     }
