@@ -86,13 +86,7 @@ impl RetainedJob {
 
     /// Whether the window holding `date` (or starting at it) is frozen at `time`.
     fn frozen_at(&self, date: Millis, time: u64) -> bool {
-        match self.horizon {
-            None => false,
-            Some(horizon) => {
-                let freeze = window_start(date, self.window) + self.window + horizon;
-                (time as i128) >= freeze as i128
-            }
-        }
+        frozen_at(self.window, self.horizon, date, time)
     }
 
     /// Applies the upserts of one tick at logical `time` (later than every earlier tick's) and
@@ -105,37 +99,24 @@ impl RetainedJob {
     ) -> Warehouse {
         // Windows frozen since the previous tick keep that tick's rows.
         let previous = std::mem::take(&mut self.previous);
-        let frozen = |date: Millis| self.frozen_at(date, time);
-        let consumption_frozen: Vec<Consumption> = previous
-            .consumption
-            .into_iter()
-            .filter(|c| frozen(c.consumption_date))
-            .collect();
-        let details_frozen: Vec<Detail> = previous
-            .details
-            .into_iter()
-            .filter(|d| frozen(d.fact.date))
-            .collect();
-        let stats_frozen: Vec<RegionStats> = previous
-            .region_stats
-            .into_iter()
-            .filter(|r| frozen(r.stat_date))
-            .collect();
-        let rankings_frozen: Vec<UserRanking> = previous
-            .rankings
-            .into_iter()
-            .filter(|r| frozen(r.stat_date))
-            .collect();
-        let dashboards_frozen: Vec<Dashboard> = previous
-            .dashboards
-            .into_iter()
-            .filter(|d| frozen(d.stat_date))
-            .collect();
-        self.frozen.consumption.extend(consumption_frozen);
-        self.frozen.details.extend(details_frozen);
-        self.frozen.region_stats.extend(stats_frozen);
-        self.frozen.rankings.extend(rankings_frozen);
-        self.frozen.dashboards.extend(dashboards_frozen);
+        let (window, horizon) = (self.window, self.horizon);
+        let is_frozen = |date: Millis| frozen_at(window, horizon, date, time);
+        let frozen = &mut self.frozen;
+        move_frozen(previous.consumption, &mut frozen.consumption, |c| {
+            is_frozen(c.consumption_date)
+        });
+        move_frozen(previous.details, &mut frozen.details, |d| {
+            is_frozen(d.fact.date)
+        });
+        move_frozen(previous.region_stats, &mut frozen.region_stats, |r| {
+            is_frozen(r.stat_date)
+        });
+        move_frozen(previous.rankings, &mut frozen.rankings, |r| {
+            is_frozen(r.stat_date)
+        });
+        move_frozen(previous.dashboards, &mut frozen.dashboards, |d| {
+            is_frozen(d.stat_date)
+        });
         // ... and their consumption rows leave the state.
         let live = std::mem::take(&mut self.live);
         self.live = live
@@ -186,6 +167,22 @@ impl RetainedJob {
         tables.dashboards.sort();
         tables
     }
+}
+
+/// Whether the window of `window` ms holding `date` is frozen at logical `time`.
+fn frozen_at(window: Millis, horizon: Option<Millis>, date: Millis, time: u64) -> bool {
+    match horizon {
+        None => false,
+        Some(horizon) => {
+            let freeze = window_start(date, window) + window + horizon;
+            (time as i128) >= freeze as i128
+        }
+    }
+}
+
+/// Appends the rows of `rows` that `frozen` holds frozen to `into`.
+fn move_frozen<T>(rows: Vec<T>, into: &mut Vec<T>, frozen: impl Fn(&T) -> bool) {
+    into.extend(rows.into_iter().filter(|row| frozen(row)));
 }
 
 /// DWD: every consumption row LEFT JOINed with its current user row, COALESCE defaults applied.
