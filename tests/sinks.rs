@@ -279,6 +279,10 @@ fn the_postgresql_sink_survives_its_connection_being_killed_without_losing_or_do
             "10",
             "--progress-rows",
             "20",
+            // Many small transactions to kill the connection in (the default tick would make
+            // this run a handful).
+            "--tick",
+            "1s",
         ])
         .args(["--sink", &postgres_url(), "--sink-schema", &schema.name])
         .arg("--export")
