@@ -184,8 +184,10 @@ impl<D: Database + Send + 'static> ChangeSink for Background<D> {
         for (time, changes) in self.run.drain(..) {
             state.pending.push(time, changes);
         }
+        // Wake the writer first: it may be idle, and it must be free to take the set.
+        self.shared.work.notify_all();
         if state.pending.rows() > self.bound {
-            // The writer is behind. Merging here (under the lock: the writer would merge the
+            // The writer is behind, or the run alone is large. Merging here (under the lock: the writer would merge the
             // same set first thing after taking it) collapses the churn; what remains is one
             // change or two per distinct key, and only if that is still a lot is there nothing
             // to do but wait.
@@ -200,7 +202,6 @@ impl<D: Database + Send + 'static> ChangeSink for Background<D> {
         }
         let stopped = state.stopped;
         drop(state);
-        self.shared.work.notify_all();
         if stopped {
             // Only a failure stops the writer before it is closed. Raise it here.
             self.join();
@@ -484,6 +485,25 @@ mod tests {
         assert_eq!(log.transactions[1].1.len(), 11);
         assert_eq!(log.progress, Some(50));
         assert_eq!(log.tables, in_order(&sets));
+    }
+
+    #[test]
+    fn a_run_past_the_bound_reaches_an_idle_writer() {
+        let (fake, log, _entered, go) = gated(None);
+        drop(go);
+        let mut sink = Background::with_bound(DatabaseSink::new(fake, false).unwrap(), 4);
+        within_ten_seconds(move || {
+            for time in 1..=3 {
+                sink.apply(
+                    time,
+                    (0..10).map(|r| (stats(r, time as i64, 1), 1)).collect(),
+                );
+                sink.flush();
+            }
+            sink.finish();
+        })
+        .expect("the dataflow's wait for room ends");
+        assert_eq!(log.lock().unwrap().tables.len(), 30);
     }
 
     #[test]
