@@ -108,6 +108,7 @@ impl Net {
             return;
         }
         let ods_and_dwd = self.ods_and_dwd;
+        self.merged.reserve(self.rows - self.merged.len());
         for (time, changes) in self.unmerged.drain(..) {
             let sunk = changes
                 .into_iter()
@@ -116,28 +117,29 @@ impl Net {
                 .extend(sunk.map(|(row, diff)| (row, time, diff)));
         }
         self.merged.sort_by(by_key_then_time);
-        let mut changes = std::mem::take(&mut self.merged).into_iter().peekable();
-        while let Some(first) = changes.next() {
-            let key = key_of(&first.0);
-            let mut last = None;
-            while let Some(next) = changes.next_if(|(row, _, _)| key_of(row) == key) {
-                last = Some(next);
+        // Per key, in place: a table holds one version per key at each time, so a key's changes
+        // alternate between retraction and version. It was held before iff its first change is
+        // a retraction (kept: it carries the key), and is held after iff its last change is a
+        // version (kept, with its time).
+        let changes = &mut self.merged;
+        let (mut kept, mut first) = (0, 0);
+        while first < changes.len() {
+            let key = key_of(&changes[first].0);
+            let mut last = first;
+            while last + 1 < changes.len() && key_of(&changes[last + 1].0) == key {
+                last += 1;
             }
-            let Some(last) = last else {
-                self.merged.push(first);
-                continue;
-            };
-            // A table holds one version per key at each time, so a key's changes alternate
-            // between retraction and version: it was held before iff its first change is a
-            // retraction, and is held after iff its last change is a version.
-            let held_after = last.2 > 0;
-            if first.2 < 0 {
-                self.merged.push(first);
+            if first == last || changes[first].2 < 0 {
+                changes.swap(kept, first);
+                kept += 1;
             }
-            if held_after {
-                self.merged.push(last);
+            if first < last && changes[last].2 > 0 {
+                changes.swap(kept, last);
+                kept += 1;
             }
+            first = last + 1;
         }
+        changes.truncate(kept);
         self.rows = self.merged.len();
     }
 
