@@ -231,11 +231,14 @@ mod tests {
     use crate::sinks::tests::{stats, write_in_order, Tables};
     use crate::sinks::{key_of, SinkError};
 
+    /// One operation a transaction wrote: `i`, `u` or `d`, the row, and its stamp (0 for a delete).
+    type Written = (char, TableRow, Time);
+
     /// What a [`Fake`] database was asked to do.
     #[derive(Default)]
     struct Log {
         /// Each committed transaction: its progress and its operations.
-        transactions: Vec<(Time, Vec<(char, TableRow, Time)>)>,
+        transactions: Vec<(Time, Vec<Written>)>,
         /// The tables as the transactions left them: key to version and its stamp.
         tables: Tables,
         progress: Option<Time>,
@@ -380,8 +383,7 @@ mod tests {
         assert_eq!(progress, vec![1, 100], "99 change sets, one transaction");
         let mut second = log.transactions[1].1.clone();
         second.sort_by_key(|(_, row, _)| key_of(row));
-        let mut expected: Vec<(char, TableRow, Time)> =
-            (1..=3).map(|r| ('u', version(r, 100), 100)).collect();
+        let mut expected: Vec<Written> = (1..=3).map(|r| ('u', version(r, 100), 100)).collect();
         expected.push(('i', transient(100), 100));
         assert_eq!(
             second, expected,
