@@ -378,13 +378,13 @@ fn a_second_job_on_the_same_sink_fails_clearly_while_the_first_holds_it() {
 #[test]
 fn a_job_whose_lease_was_taken_over_is_fenced_and_writes_nothing() {
     use gridflow::sinks::sqlite::Sqlite;
-    use gridflow::sinks::{Database, RowOps, SinkError};
+    use gridflow::sinks::{Database, SinkError};
     let dir = scratch_dir("sink_fence");
     let path = dir.join("warehouse.db");
     let mut first = Sqlite::open(&path).unwrap();
     let mut second = Sqlite::open(&path).unwrap();
     assert!(first.acquire("first", 0).unwrap());
-    first.apply(&[(10, RowOps::default())], "first").unwrap();
+    first.apply(&[], 10, "first").unwrap();
     // The second job counts every holder as dead (as after a lapsed lease) and takes over.
     assert!(
         !second.acquire("second", 0).unwrap(),
@@ -392,7 +392,7 @@ fn a_job_whose_lease_was_taken_over_is_fenced_and_writes_nothing() {
     );
     assert!(second.acquire("second", i64::MAX).unwrap());
     assert!(matches!(
-        first.apply(&[(20, RowOps::default())], "first"),
+        first.apply(&[], 20, "first"),
         Err(SinkError::Fenced)
     ));
     assert_eq!(
@@ -400,7 +400,7 @@ fn a_job_whose_lease_was_taken_over_is_fenced_and_writes_nothing() {
         Some(10),
         "the fenced write changed nothing"
     );
-    second.apply(&[(30, RowOps::default())], "second").unwrap();
+    second.apply(&[], 30, "second").unwrap();
     assert_eq!(first.progress().unwrap(), Some(30));
 }
 

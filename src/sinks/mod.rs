@@ -1,28 +1,28 @@
 //! Database sinks: each completed logical time's changes applied in one transaction, together
 //! with the sink's progress, so a restarted job skips what it already applied (exactly once).
 //!
-//! The dataflow hands a sink consolidated change sets ([`crate::dataflows::sink`]). Here a
-//! change set becomes row operations per table — an upsert for each new row version, a delete
-//! for each retracted key that no new version replaces — and a [`Database`] applies them and
-//! the new progress atomically.
+//! The dataflow hands a sink consolidated change sets ([`crate::dataflows::sink`]). Here the
+//! change sets of consecutive times are merged by key ([`net`]) into one operation per changed
+//! key — an insert, an update or a delete — and a [`Database`] applies them and the new progress
+//! atomically.
 
 pub mod background;
-mod net;
+pub mod net;
 pub mod postgres;
 pub mod sqlite;
 pub mod tables;
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use thiserror::Error;
 
-use crate::dataflows::sink::{ChangeSet, ChangeSink, TableRow};
-use crate::export::dashboard_id;
+use crate::dataflows::sink::{ChangeSink, TableRow};
 use crate::metrics::Metrics;
 use crate::rows::{Millis, RegionId, UserId};
 use crate::source::Time;
+use net::{Net, NetOp};
 
 /// Where a sink writes, from `--sink URL`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,52 +73,31 @@ impl SinkTarget {
     }
 }
 
-/// The key of a row in its table, for deciding which retractions are deletes.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// The table of a row and its key there: two rows with the same `RowKey` are versions of one
+/// table row. Ordered by table in layer order, then key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RowKey {
     User(UserId),
     Consumption(i64),
+    Detail(i64),
     RegionStats(RegionId, Millis),
     Ranking(UserId, Millis),
-    Dashboard(String),
+    /// The dashboard's id is made of its region and window ([`crate::export::dashboard_id`]).
+    Dashboard(RegionId, Millis),
+    /// Malformed input rows, which no database table holds.
     Error,
 }
 
-/// The key of `row` in its table.
+/// The table and key of `row`.
 pub fn key_of(row: &TableRow) -> RowKey {
     match row {
         TableRow::User(u) => RowKey::User(u.user_id),
         TableRow::Consumption(c) => RowKey::Consumption(c.consumption_id),
-        TableRow::Detail(d) => RowKey::Consumption(d.fact.consumption_id),
+        TableRow::Detail(d) => RowKey::Detail(d.fact.consumption_id),
         TableRow::RegionStats(s) => RowKey::RegionStats(s.region_id, s.stat_date),
         TableRow::Ranking(r) => RowKey::Ranking(r.user_id, r.stat_date),
-        TableRow::Dashboard(d) => RowKey::Dashboard(dashboard_id(d.region_id, d.stat_date)),
+        TableRow::Dashboard(d) => RowKey::Dashboard(d.region_id, d.stat_date),
         TableRow::Error(_) => RowKey::Error,
-    }
-}
-
-/// The row operations of one change set. A sunk table holds exactly the dataflow's output as of
-/// the sink's progress, one row per key, so a new version whose key has no retraction at the same
-/// time is a key the table does not hold yet.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct RowOps<'a> {
-    /// New versions of keys the table does not hold: inserted.
-    pub inserts: Vec<&'a TableRow>,
-    /// New versions replacing a retracted version of the same key: updated.
-    pub updates: Vec<&'a TableRow>,
-    /// Retracted rows whose key no new version replaces: their keys are deleted.
-    pub deletes: Vec<&'a TableRow>,
-}
-
-impl RowOps<'_> {
-    /// How many rows the operations change.
-    pub fn len(&self) -> usize {
-        self.inserts.len() + self.updates.len() + self.deletes.len()
-    }
-
-    /// Whether there is nothing to change.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -130,33 +109,6 @@ fn is_sunk(row: &TableRow, ods_and_dwd: bool) -> bool {
         TableRow::User(_) | TableRow::Consumption(_) | TableRow::Detail(_) => ods_and_dwd,
         TableRow::Error(_) => false,
     }
-}
-
-/// Turns a consolidated change set into row operations on the tables the sink writes.
-pub fn row_ops(changes: &[(TableRow, isize)], ods_and_dwd: bool) -> RowOps<'_> {
-    let table_key = |row: &TableRow| (std::mem::discriminant(row), key_of(row));
-    let changes: Vec<&(TableRow, isize)> = changes
-        .iter()
-        .filter(|(row, _)| is_sunk(row, ods_and_dwd))
-        .collect();
-    let (versions, retractions): (Vec<_>, Vec<_>) =
-        changes.into_iter().partition(|(_, diff)| *diff > 0);
-    let retracted: HashSet<_> = retractions.iter().map(|(row, _)| table_key(row)).collect();
-    let versioned: HashSet<_> = versions.iter().map(|(row, _)| table_key(row)).collect();
-    let mut ops = RowOps::default();
-    for (row, _) in versions {
-        if retracted.contains(&table_key(row)) {
-            ops.updates.push(row);
-        } else {
-            ops.inserts.push(row);
-        }
-    }
-    for (row, _) in retractions {
-        if !versioned.contains(&table_key(row)) {
-            ops.deletes.push(row);
-        }
-    }
-    ops
 }
 
 /// A failure to write to a sink's database.
@@ -190,10 +142,11 @@ pub enum SinkError {
 pub trait Database {
     /// The logical time the sink has applied up to, if it applied anything.
     fn progress(&mut self) -> Result<Option<Time>, SinkError>;
-    /// Applies the row operations of a run of consecutive completed times, in time order, and
-    /// records the last time as the progress — all in one transaction, and only if `owner` still
-    /// holds the lease ([`SinkError::Fenced`] otherwise, with nothing written).
-    fn apply(&mut self, batch: &[(Time, RowOps<'_>)], owner: &str) -> Result<(), SinkError>;
+    /// Applies the net operations of a run of consecutive completed times (one per key, grouped
+    /// by table, [`Net::ops`]) and records `upto`, the run's last time, as the progress — all in
+    /// one transaction, and only if `owner` still holds the lease ([`SinkError::Fenced`]
+    /// otherwise, with nothing written).
+    fn apply(&mut self, ops: &[Vec<NetOp<'_>>], upto: Time, owner: &str) -> Result<(), SinkError>;
     /// Takes the lease for `owner` unless a job with a heartbeat after `stale_before` holds it;
     /// returns whether it was taken.
     fn acquire(&mut self, owner: &str, stale_before: Millis) -> Result<bool, SinkError>;
@@ -245,8 +198,8 @@ impl Database for Box<dyn Database + Send> {
         (**self).progress()
     }
 
-    fn apply(&mut self, batch: &[(Time, RowOps<'_>)], owner: &str) -> Result<(), SinkError> {
-        (**self).apply(batch, owner)
+    fn apply(&mut self, ops: &[Vec<NetOp<'_>>], upto: Time, owner: &str) -> Result<(), SinkError> {
+        (**self).apply(ops, upto, owner)
     }
 
     fn reconnect(&mut self) -> Result<(), SinkError> {
@@ -273,8 +226,8 @@ pub struct DatabaseSink<D: Database> {
     owner: String,
     ods_and_dwd: bool,
     applied_upto: Option<Time>,
-    /// Completed change sets not yet written: written together at the next flush.
-    pending: Vec<ChangeSet>,
+    /// Completed change sets not yet written: merged and written together at the next flush.
+    pending: Net,
     /// Change sets skipped because an earlier run had applied them.
     pub skipped: u64,
     /// Where the sink counts what it wrote, if anyone reads it.
@@ -306,7 +259,7 @@ impl<D: Database> DatabaseSink<D> {
             owner,
             ods_and_dwd,
             applied_upto,
-            pending: Vec::new(),
+            pending: Net::new(ods_and_dwd),
             skipped: 0,
             metrics: None,
         })
@@ -323,53 +276,53 @@ impl<D: Database> DatabaseSink<D> {
         self.database.release(&self.owner)
     }
 
-    /// Applies one change set, unless a previous attempt committed it before failing to report
-    /// so (then the progress already says so): a change set is never applied twice.
-    fn retry_apply(&mut self, last: Time, batch: &[(Time, RowOps<'_>)]) -> Result<(), SinkError> {
-        if self.database.progress()?.is_some_and(|upto| last <= upto) {
+    /// Applies a run, unless a previous attempt committed it before failing to report so (then
+    /// the progress already says so): a change set is never applied twice.
+    fn retry_apply(&mut self, ops: &[Vec<NetOp<'_>>], upto: Time) -> Result<(), SinkError> {
+        if self
+            .database
+            .progress()?
+            .is_some_and(|applied| upto <= applied)
+        {
             return Ok(());
         }
-        self.database.apply(batch, &self.owner)
+        self.database.apply(ops, upto, &self.owner)
     }
 
     /// The logical time applied up to.
     pub fn applied_upto(&self) -> Option<Time> {
         self.applied_upto
     }
-}
 
-impl<D: Database> ChangeSink for DatabaseSink<D> {
-    fn apply(&mut self, time: Time, changes: Vec<(TableRow, isize)>) {
-        if self.applied_upto.is_some_and(|upto| time <= upto) {
-            self.skipped += 1;
-            return;
-        }
-        self.pending.push((time, changes));
+    /// Whether the change set of `time` is yet to be written (it is above the progress an
+    /// earlier run left); counts it as skipped if not.
+    fn accepts(&mut self, time: Time) -> bool {
+        let skip = self.applied_upto.is_some_and(|upto| time <= upto);
+        self.skipped += u64::from(skip);
+        !skip
     }
 
-    /// Writes the pending run of completed times in one transaction: one commit (and one disk
-    /// flush) per run instead of per logical time.
-    fn flush(&mut self) {
-        let Some(&(last, _)) = self.pending.last() else {
+    /// Merges `run` and writes it in one transaction with its last time as the progress: one
+    /// commit (and one disk flush) per run instead of per logical time, one write per key.
+    /// Retries with backoff; a failure it cannot ride out stops the job (a panic naming the
+    /// time and tables), since a change set is never dropped.
+    fn write(&mut self, mut run: Net) {
+        let Some(last) = run.last() else {
             return;
         };
-        let pending = std::mem::take(&mut self.pending);
-        let batch: Vec<(Time, RowOps<'_>)> = pending
-            .iter()
-            .map(|(time, changes)| (*time, row_ops(changes, self.ods_and_dwd)))
-            .collect();
         let started = std::time::Instant::now();
+        run.merge();
+        let ops = run.ops();
         let mut failures = 0;
-        let mut outcome = self.database.apply(&batch, &self.owner);
+        let mut outcome = self.database.apply(&ops, last, &self.owner);
         while let Err(error) = outcome {
             failures += 1;
             if matches!(error, SinkError::Fenced) {
                 panic!("the sink stopped at logical time {last}: {error}");
             }
             if failures > RETRIES {
-                // A change set is never dropped: the job stops, and the panic ends the worker
-                // with this message, which the run reports.
-                let tables = tables_written(&batch);
+                // The panic ends the worker with this message, which the run reports.
+                let tables = tables_written(&ops);
                 panic!(
                     "the sink stopped at logical time {last} after {RETRIES} retries, writing \
                      {tables}: {error}"
@@ -381,12 +334,12 @@ impl<D: Database> ChangeSink for DatabaseSink<D> {
             outcome = self
                 .database
                 .reconnect()
-                .and_then(|()| self.retry_apply(last, &batch));
+                .and_then(|()| self.retry_apply(&ops, last));
         }
         self.applied_upto = Some(last);
         if let Some(metrics) = &self.metrics {
-            let changes: usize = batch.iter().map(|(_, ops)| ops.len()).sum();
-            Metrics::add(&metrics.sink_row_changes, changes as u64);
+            let written: usize = ops.iter().map(Vec::len).sum();
+            Metrics::add(&metrics.sink_row_changes, written as u64);
             Metrics::add(&metrics.sink_transactions, 1);
             Metrics::add(
                 &metrics.sink_busy_micros,
@@ -396,12 +349,26 @@ impl<D: Database> ChangeSink for DatabaseSink<D> {
     }
 }
 
-/// The tables a run of row operations writes, in layer order, for error messages.
-fn tables_written(batch: &[(Time, RowOps<'_>)]) -> String {
-    let written: HashSet<&str> = batch
+impl<D: Database> ChangeSink for DatabaseSink<D> {
+    fn apply(&mut self, time: Time, changes: Vec<(TableRow, isize)>) {
+        if self.accepts(time) {
+            self.pending.push(time, changes);
+        }
+    }
+
+    /// Writes the pending run of completed times in one transaction.
+    fn flush(&mut self) {
+        let run = std::mem::replace(&mut self.pending, Net::new(self.ods_and_dwd));
+        self.write(run);
+    }
+}
+
+/// The tables a run's net operations write, in layer order, for error messages.
+fn tables_written(ops: &[Vec<NetOp<'_>>]) -> String {
+    let written: BTreeSet<&str> = ops
         .iter()
-        .flat_map(|(_, ops)| ops.inserts.iter().chain(&ops.updates).chain(&ops.deletes))
-        .filter_map(|row| tables::table_and_values(row, 0).map(|(table, _)| table.name))
+        .filter_map(|group| group.first())
+        .filter_map(|op| tables::table_and_values(op.row(), 0).map(|(table, _)| table.name))
         .collect();
     let names: Vec<&str> = tables::ALL
         .iter()
@@ -451,6 +418,7 @@ impl<A: ChangeSink, B: ChangeSink> ChangeSink for Tee<A, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataflows::sink::ChangeSet;
     use crate::rows::{RegionStats, Text};
 
     /// A region-stats row, the test rows of this module and its children.
@@ -469,36 +437,33 @@ mod tests {
         })
     }
 
-    #[test]
-    fn a_new_key_is_an_insert_a_new_version_an_update_and_a_lone_retraction_a_delete() {
-        let changes = vec![
-            (stats(1, 0, 100), -1),
-            (stats(1, 0, 150), 1),
-            (stats(2, 0, 70), -1),
-            (stats(3, 5_000, 10), 1),
-        ];
-        let ops = row_ops(&changes, false);
-        assert_eq!(ops.updates, vec![&changes[1].0]);
-        assert_eq!(ops.inserts, vec![&changes[3].0]);
-        assert_eq!(ops.deletes, vec![&changes[2].0]);
+    /// The tables as a sink leaves them: key to version and its processing-time stamp.
+    pub(super) type Tables = std::collections::BTreeMap<RowKey, (TableRow, Time)>;
+
+    /// Writes one change set as its own transaction would: retracted keys go, new versions
+    /// come with the change set's time as their stamp.
+    pub(super) fn write_in_order(tables: &mut Tables, (time, changes): &ChangeSet) {
+        for (row, diff) in changes {
+            if *diff < 0 {
+                tables.remove(&key_of(row));
+            }
+        }
+        for (row, diff) in changes {
+            if *diff > 0 {
+                tables.insert(key_of(row), (row.clone(), *time));
+            }
+        }
     }
 
     #[test]
     fn ods_and_dwd_rows_are_written_only_when_asked() {
-        let user = crate::rows::User {
-            user_id: 1,
-            user_name: None,
-            usage_type: None,
-            region_id: None,
-            region_name: None,
-            address: None,
-            phone: None,
-            create_time: None,
-            update_time: None,
-        };
-        let changes = vec![(TableRow::User(user), 1), (stats(1, 0, 1), 1)];
-        assert_eq!(row_ops(&changes, false).len(), 1);
-        assert_eq!(row_ops(&changes, true).len(), 2);
+        let user = TableRow::User(crate::testing::user(1, "u", 1, "r"));
+        for (ods_and_dwd, written) in [(false, 1), (true, 2)] {
+            let mut net = Net::new(ods_and_dwd);
+            net.push(1, vec![(user.clone(), 1), (stats(1, 0, 1), 1)]);
+            net.merge();
+            assert_eq!(net.ops().concat().len(), written);
+        }
     }
 
     #[test]

@@ -14,9 +14,9 @@ use std::io::Write;
 
 use postgres::{Client, NoTls, Statement};
 
-use super::net::{net_ops, NetOp};
+use super::net::NetOp;
 use super::tables::{table_and_values, Kind, Table, Value, ALL};
-use super::{progress_sql, Database, RowOps, SinkError, SINK_NAME};
+use super::{progress_sql, Database, SinkError, SINK_NAME};
 use crate::rows::Millis;
 use crate::runtime::now_millis;
 use crate::source::Time;
@@ -252,10 +252,7 @@ impl Database for Postgres {
         Ok(())
     }
 
-    fn apply(&mut self, batch: &[(Time, RowOps<'_>)], owner: &str) -> Result<(), SinkError> {
-        let Some(&(last, _)) = batch.last() else {
-            return Ok(());
-        };
+    fn apply(&mut self, ops: &[Vec<NetOp<'_>>], last: Time, owner: &str) -> Result<(), SinkError> {
         let Postgres {
             client,
             statements,
@@ -265,7 +262,7 @@ impl Database for Postgres {
         let mut transaction = client.transaction()?;
         let mut lines = Vec::new();
         let mut timestamps = Timestamps::default();
-        for ops in net_ops(batch) {
+        for ops in ops {
             let Some(table) = ops.first().and_then(|op| table_and_values(op.row(), 0)) else {
                 continue;
             };
@@ -277,7 +274,7 @@ impl Database for Postgres {
                 message: describe(&error),
             };
             lines.clear();
-            for op in ops {
+            for &op in ops {
                 let (stamp, op_code) = match op {
                     NetOp::Insert(_, time) => (time as Millis, b'i'),
                     NetOp::Update(_, time) => (time as Millis, b'u'),

@@ -12,9 +12,9 @@ use std::path::Path;
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql};
 
-use super::net::{net_ops, NetOp};
+use super::net::NetOp;
 use super::tables::{table_and_values, Kind, Table, Value, ALL};
-use super::{progress_sql, Database, RowOps, SinkError, SINK_NAME};
+use super::{progress_sql, Database, SinkError, SINK_NAME};
 use crate::rows::Millis;
 use crate::runtime::now_millis;
 use crate::source::Time;
@@ -120,16 +120,13 @@ impl Database for Sqlite {
         Ok(())
     }
 
-    fn apply(&mut self, batch: &[(Time, RowOps<'_>)], owner: &str) -> Result<(), SinkError> {
-        let Some(&(last, _)) = batch.last() else {
-            return Ok(());
-        };
+    fn apply(&mut self, ops: &[Vec<NetOp<'_>>], last: Time, owner: &str) -> Result<(), SinkError> {
         let Sqlite {
             connection,
             statements,
         } = self;
         let transaction = connection.transaction()?;
-        for op in net_ops(batch).into_iter().flatten() {
+        for &op in ops.iter().flatten() {
             let (stamp, delete) = match op {
                 NetOp::Insert(_, time) | NetOp::Update(_, time) => (time as Millis, false),
                 NetOp::Delete(_) => (0, true),
