@@ -32,11 +32,11 @@ pub struct Ads<'scope> {
 
 /// Builds `ads_power_dashboard` from the DWS partitions.
 pub fn ads<'scope>(dws: &Dws<'scope>) -> Ads<'scope> {
-    let dashboards = dws.partitions.clone().flat_map(|row| match row {
+    let dashboards = dws.partitions.clone().flat_map_ref(|_, row| match row {
         PartitionRow::Region(r, top) => Some(Dashboard {
             region_id: r.region_id,
             stat_date: r.stat_date,
-            region_name: r.region_name,
+            region_name: r.region_name.clone(),
             total_consumption: r.total_consumption,
             total_cost: r.total_cost,
             user_count: r.user_count,
@@ -44,7 +44,7 @@ pub fn ads<'scope>(dws: &Dws<'scope>) -> Ads<'scope> {
             peak_hour: r.peak_hour,
             peak_consumption: r.max_consumption,
             top_user_id: top.user_id,
-            top_user_name: top.user_name,
+            top_user_name: top.user_name.clone(),
             top_user_consumption: top.total_consumption,
         }),
         PartitionRow::Ranking(_) => None,

@@ -43,9 +43,9 @@ pub fn dwd<'scope>(ods: &Ods<'scope>, with_details: bool) -> Dwd<'scope> {
     // ... and the defaults for user ids that facts name but no user row has.
     let user_ids = ods.users.clone().as_collection(|id, _| *id);
     let missing_dims = ods
-        .consumption
+        .facts
         .clone()
-        .map(|c| c.user_id)
+        .map(|f| f.user_id)
         .distinct_total()
         .map(|id| (id, ()))
         .antijoin(user_ids)
@@ -57,9 +57,9 @@ pub fn dwd<'scope>(ods: &Ods<'scope>, with_details: bool) -> Dwd<'scope> {
     // FROM ods_power_consumption AS c ... ON c.user_id: the facts, by user id.
     let details = with_details.then(|| {
         let facts: Indexed<'scope, UserId, Fact> = ods
-            .consumption
+            .facts
             .clone()
-            .map(|c| (c.user_id, Fact::from(&c)))
+            .map(|f| (f.user_id, f))
             .arrange_by_key_named("dwd.facts_by_user");
         facts.join_core(dims.clone(), |_, fact, dim| {
             Some(Detail {

@@ -47,7 +47,9 @@ use std::cmp::Reverse;
 
 use super::dwd::Dwd;
 use super::ods::Ods;
-use super::Table;
+use differential_dataflow::trace::implementations::{ValBuilder, ValSpine};
+
+use super::{Indexed, Table};
 use crate::rows::{
     average_cents, hour_of_day, window_start, Cents, Millis, Partial, RegionId, RegionStats, Text,
     UserId, UserRanking,
@@ -76,8 +78,8 @@ pub enum PartitionRow {
 
 /// The DWS layer.
 pub struct Dws<'scope> {
-    /// Every row of every partition: both tables and the top users.
-    pub partitions: Table<'scope, PartitionRow>,
+    /// Every row of every partition, by `(stat_date, region_id)`: both tables and the top users.
+    pub partitions: Indexed<'scope, (Millis, RegionId), PartitionRow>,
     /// `dws_region_daily_stats`, with the dashboard's peak hour.
     pub region_stats: Table<'scope, RegionStats>,
     /// `dws_user_ranking`.
@@ -88,15 +90,11 @@ pub struct Dws<'scope> {
 pub fn dws<'scope>(ods: &Ods<'scope>, dwd: &Dwd<'scope>, window: Millis) -> Dws<'scope> {
     // GROUP BY user_id, TUMBLE(consumption_date, :window), and the hour for the peak hour.
     let partials = ods
-        .consumption
+        .facts
         .clone()
-        .map(move |c| {
-            let group = (
-                c.user_id,
-                window_start(c.consumption_date, window),
-                hour_of_day(c.consumption_date),
-            );
-            (group, (c.consumption_amount, c.consumption_cost))
+        .map(move |f| {
+            let group = (f.user_id, window_start(f.date, window), hour_of_day(f.date));
+            (group, (f.amount, f.cost))
         })
         .reduce_named("dws.user_partials", |_, rows, output| {
             output.push((partial_of(rows), 1));
@@ -119,22 +117,31 @@ pub fn dws<'scope>(ods: &Ods<'scope>, dwd: &Dwd<'scope>, window: Millis) -> Dws<
                 Some(((stat_date, dim.region_id), member))
             },
         )
-        .reduce_named(
+        .arrange_by_key_named("dws.partition_members")
+        .reduce_abelian::<_, ValBuilder<_, _, _, _>, ValSpine<_, _, _, _>, _, _>(
             "dws.partitions",
             |&(stat_date, region_id), members, output| {
                 for row in partition_rows(stat_date, region_id, members) {
                     output.push((row, 1));
                 }
             },
-        )
-        .map(|(_, row)| row);
+            |buffer, key, updates| {
+                buffer.clear();
+                buffer.extend(
+                    updates
+                        .drain(..)
+                        .map(|(row, time, diff)| ((*key, row), time, diff)),
+                );
+            },
+        );
 
-    let region_stats = partitions.clone().flat_map(|row| match row {
-        PartitionRow::Region(stats, _) => Some(stats),
+    // Each table reads the rows it needs out of the arrangement's shared batches.
+    let region_stats = partitions.clone().flat_map_ref(|_, row| match row {
+        PartitionRow::Region(stats, _) => Some(stats.clone()),
         PartitionRow::Ranking(_) => None,
     });
-    let rankings = partitions.clone().flat_map(|row| match row {
-        PartitionRow::Ranking(ranking) => Some(ranking),
+    let rankings = partitions.clone().flat_map_ref(|_, row| match row {
+        PartitionRow::Ranking(ranking) => Some(ranking.clone()),
         PartitionRow::Region(..) => None,
     });
     Dws {

@@ -32,8 +32,8 @@ pub struct Layers<'scope> {
 }
 
 /// Builds the warehouse from the sources' upsert streams, with the windows and retention of
-/// `retention`; consumption rows expired on arrival are counted by `on_expired`. The DWD detail
-/// rows are built only `with_details`.
+/// `retention`; consumption rows expired on arrival are counted by `on_expired`. The whole ODS
+/// consumption rows and the DWD detail rows are built only `with_details`.
 pub fn warehouse<'scope>(
     users: ods::UpsertStream<'scope, crate::rows::UserId, crate::rows::User>,
     consumption: ods::UpsertStream<'scope, crate::rows::ConsumptionId, crate::rows::Consumption>,
@@ -41,7 +41,7 @@ pub fn warehouse<'scope>(
     on_expired: impl Fn(u64) + 'static,
     with_details: bool,
 ) -> Layers<'scope> {
-    let ods = ods::ods(users, consumption, retention, on_expired);
+    let ods = ods::ods(users, consumption, retention, on_expired, with_details);
     let dwd = dwd::dwd(&ods, with_details);
     let dws = dws::dws(&ods, &dwd, retention.window);
     let ads = ads::ads(&dws);

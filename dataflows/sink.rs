@@ -39,27 +39,38 @@ pub enum TableRow {
 /// every table, the rows it had at the last logical time before it froze (SPEC §4a): inside the
 /// dataflow its rows leave the maintained state, but those retractions stop here.
 pub struct Leaving<'scope> {
-    pub users: Table<'scope, User>,
-    pub consumption: Table<'scope, Consumption>,
-    pub details: Option<Table<'scope, Detail>>,
+    /// ODS and DWD, when the DWD layer was built with its detail rows.
+    pub ods_and_dwd: Option<OdsAndDwd<'scope>>,
     pub region_stats: Table<'scope, RegionStats>,
     pub rankings: Table<'scope, UserRanking>,
     pub dashboards: Table<'scope, Dashboard>,
 }
 
+/// The ODS and DWD tables as they leave the dataflow.
+pub struct OdsAndDwd<'scope> {
+    pub users: Table<'scope, User>,
+    pub consumption: Table<'scope, Consumption>,
+    pub details: Table<'scope, Detail>,
+}
+
 /// The tables of `layers` as they leave the dataflow under `retention`.
 pub fn leaving<'scope>(layers: Layers<'scope>, retention: Retention) -> Leaving<'scope> {
     let window = retention.window;
+    let ods = layers.ods;
     Leaving {
-        users: layers.ods.users.as_collection(|_, user| user.clone()),
-        consumption: until_frozen(layers.ods.consumption, retention, move |c| {
-            Some(window_start(c.consumption_date, window))
-        }),
-        details: layers.dwd.details.map(|details| {
-            until_frozen(details, retention, move |d| {
-                Some(window_start(d.fact.date, window))
-            })
-        }),
+        ods_and_dwd: layers
+            .dwd
+            .details
+            .zip(ods.consumption)
+            .map(|(details, consumption)| OdsAndDwd {
+                users: ods.users.as_collection(|_, user| user.clone()),
+                consumption: until_frozen(consumption, retention, move |c| {
+                    Some(window_start(c.consumption_date, window))
+                }),
+                details: until_frozen(details, retention, move |d| {
+                    Some(window_start(d.fact.date, window))
+                }),
+            }),
         region_stats: until_frozen(layers.dws.region_stats, retention, |r| Some(r.stat_date)),
         rankings: until_frozen(layers.dws.rankings, retention, |r| Some(r.stat_date)),
         dashboards: until_frozen(layers.ads.dashboards, retention, |d| Some(d.stat_date)),

@@ -194,15 +194,16 @@ pub struct RunArgs {
     pub retention: Option<Millis>,
 
     /// Source-clock span of one logical time (default: 100ms on the wall clock; on the simulated
-    /// clock the span of about 3,000 consumption rows, between 1s and 10m — 10m at the default
-    /// rates — so churn such as ranking reshuffles collapses inside one time instead of being
-    /// emitted and retracted; 1s between replay batches).
+    /// clock the span of about 30,000 consumption rows, between 1s and 1h and at most a sixth
+    /// of --retention — 30m with `--retention 3h` at the default rates — so churn such as
+    /// ranking reshuffles collapses inside one time instead of being emitted and retracted; 1s
+    /// between replay batches).
     #[arg(long, env = "GRIDFLOW_TICK", value_parser = parse_duration_millis)]
     pub tick: Option<Millis>,
 
     /// Rows of each table per logical time in a CSV replay: large by default, so a replay
     /// catches up in a few cheap steps; smaller batches show more intermediate versions.
-    #[arg(long, env = "GRIDFLOW_REPLAY_BATCH", default_value_t = 100_000,
+    #[arg(long, env = "GRIDFLOW_REPLAY_BATCH", default_value_t = 1_000_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub replay_batch: u64,
 
@@ -237,9 +238,10 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_inflight: u64,
 
-    /// On the simulated clock, rows a worker sends before advancing the input frontier. Rows keep
-    /// their own logical times (one per tick), so results are the same for any value; larger
-    /// batches amortize the per-time work of the operators.
+    /// On the simulated clock, rows a worker sends before advancing the input frontier (a user
+    /// row counts as 100: it moves about that many partials). Rows keep their own logical times (one
+    /// per tick), so results are the same for any value; larger batches amortize the per-time
+    /// work of the operators, smaller ones bound the work and memory in flight.
     #[arg(long, env = "GRIDFLOW_PROGRESS_ROWS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub progress_rows: u64,
@@ -255,10 +257,11 @@ pub struct RunArgs {
 }
 
 /// On the simulated clock, the default tick spans about this many consumption rows.
-const ROWS_PER_SIMULATED_TICK: f64 = 3_000.0;
+const ROWS_PER_SIMULATED_TICK: f64 = 30_000.0;
 
-/// The longest default tick of the simulated clock, in seconds.
-const MAX_SIMULATED_TICK_SECONDS: f64 = 600.0;
+/// The longest default tick of the simulated clock, in seconds: an hour, and at most a sixth
+/// of the retention horizon, so a tick never spans more than a small part of a window's life.
+const MAX_SIMULATED_TICK_SECONDS: f64 = 3_600.0;
 
 /// 2024-01-01 00:00:00 UTC: the fixed start of the simulated clock and of replays.
 pub const DEFAULT_SIMULATED_START: Millis = 1_704_067_200_000;
@@ -288,8 +291,10 @@ impl RunArgs {
         self.tick.unwrap_or(match self.effective_clock() {
             Clock::Wall => 100,
             Clock::Simulated if self.input.is_none() => {
+                let horizon_seconds = self.retention.map_or(f64::INFINITY, |r| r as f64 / 6_000.0);
+                let longest = MAX_SIMULATED_TICK_SECONDS.min(horizon_seconds).floor();
                 let seconds = (ROWS_PER_SIMULATED_TICK / self.consumption_rate).round();
-                seconds.clamp(1.0, MAX_SIMULATED_TICK_SECONDS) as Millis * 1_000
+                seconds.min(longest).max(1.0) as Millis * 1_000
             }
             Clock::Simulated => 1_000,
         })

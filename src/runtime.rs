@@ -60,7 +60,8 @@ pub struct RunConfig {
     /// On the simulated clock, how many sealed batches may be in the dataflow at once.
     pub max_inflight: usize,
     /// On the simulated clock, how many rows a worker sends before it advances the input
-    /// frontier (the rows keep their own logical times).
+    /// frontier (the rows keep their own logical times); a user row counts as
+    /// [`USER_ROW_WEIGHT`] rows.
     pub progress_rows: usize,
     /// Which tables go to the sink: with `false`, only DWS and ADS (and errors).
     pub sink_ods_and_dwd: bool,
@@ -168,7 +169,7 @@ where
                     },
                     sink_ods_and_dwd,
                 );
-                let arriving_dates = layers.ods.consumption.clone().map(|c| c.consumption_date);
+                let arriving_dates = layers.ods.facts.clone().map(|f| f.date);
                 count_late_rows(arriving_dates, worker_metrics.clone());
                 let tables = leaving(layers, retention);
                 let region_stats = count_updates(tables.region_stats, m, |m| &m.dws_region_updates);
@@ -177,8 +178,10 @@ where
                     .probe_with(&probe);
                 let dashboards =
                     count_updates(tables.dashboards, m, |m| &m.ads_updates).probe_with(&probe);
-                let details = tables.details.map(|details| {
-                    count_updates(details, m, |m| &m.dwd_updates).probe_with(&probe)
+                let ods_and_dwd = tables.ods_and_dwd.map(|mut tables| {
+                    tables.details =
+                        count_updates(tables.details, m, |m| &m.dwd_updates).probe_with(&probe);
+                    tables
                 });
                 if collect {
                     let mut rows: Vec<Table<'_, TableRow>> = vec![
@@ -187,10 +190,10 @@ where
                         rankings.map(TableRow::Ranking),
                         dashboards.map(TableRow::Dashboard),
                     ];
-                    if let Some(details) = details {
+                    if let Some(tables) = ods_and_dwd {
                         rows.push(tables.users.map(TableRow::User));
                         rows.push(tables.consumption.map(TableRow::Consumption));
-                        rows.push(details.map(TableRow::Detail));
+                        rows.push(tables.details.map(TableRow::Detail));
                     }
                     let rows = differential_dataflow::collection::concatenate(scope, rows);
                     sink(rows, operator_sink);
@@ -286,7 +289,7 @@ fn drive(
         }
         Metrics::add(&metrics.ods_user_rows, tick.users.len() as u64);
         Metrics::add(&metrics.ods_consumption_rows, tick.consumption.len() as u64);
-        unsealed_rows += tick.len();
+        unsealed_rows += tick.consumption.len() + USER_ROW_WEIGHT * tick.users.len();
         unsealed_time = Some(tick.time);
         for (key, row) in tick.users {
             users_input.send((key, row, tick.time));
@@ -319,6 +322,16 @@ fn drive(
         retire_completed(probe, &mut inflight, metrics, report_progress);
     }
 }
+
+/// How many consumption rows a user row weighs when a worker decides how much input to send
+/// before advancing the frontier. A user row that changes moves one DWS partial in every live
+/// window of that user (about a hundred at the default rates and a 3-hour horizon), and the
+/// partitions re-rank for each, so
+/// its work and the updates it puts in flight are those of a hundred rows. Weighing it so keeps
+/// the work in flight — and with it the peak memory — bounded when user rows are frequent,
+/// while input without user updates still goes in large batches. It changes only how much the
+/// dataflow sees at once, never a logical time or a result.
+pub const USER_ROW_WEIGHT: usize = 100;
 
 /// Advances the inputs past `time`, so the dataflow can complete every time up to it.
 fn seal(

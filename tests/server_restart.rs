@@ -88,8 +88,9 @@ fn the_postgresql_sink_rides_out_a_server_crash_and_restart_without_losing_or_do
     );
 }
 
-/// A deterministic run, long enough to be interrupted.
-const SIMULATED_RUN: [&str; 12] = [
+/// A deterministic run, long enough to be interrupted: one-second ticks, so it commits many
+/// small transactions (the simulated clock's default tick would make it a handful).
+const SIMULATED_RUN: [&str; 14] = [
     "--clock",
     "simulated",
     "--seed",
@@ -102,6 +103,8 @@ const SIMULATED_RUN: [&str; 12] = [
     "10",
     "--progress-rows",
     "10",
+    "--tick",
+    "1s",
 ];
 
 #[test]
