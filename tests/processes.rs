@@ -62,17 +62,47 @@ const GENERATOR_ARGS: [&str; 12] = [
     "1h",
 ];
 
+/// As [`GENERATOR_ARGS`], over about 70 minutes of source time with 5-minute windows that
+/// freeze 10 minutes after they end: windows freeze during the run, and rows arrive expired.
+const RETENTION_ARGS: [&str; 16] = [
+    "--clock",
+    "simulated",
+    "--seed",
+    "11",
+    "--users",
+    "40",
+    "--consumptions",
+    "2000",
+    "--user-rate",
+    "0.2",
+    "--consumption-rate",
+    "0.5",
+    "--window",
+    "5m",
+    "--retention",
+    "10m",
+];
+
 #[test]
 fn two_processes_on_localhost_export_what_one_worker_does() {
-    let single = scratch_dir("proc_single");
-    let status = gridflow(&GENERATOR_ARGS)
+    two_processes_export_what_one_worker_does("proc", &GENERATOR_ARGS);
+}
+
+#[test]
+fn two_processes_under_retention_export_what_one_worker_does() {
+    two_processes_export_what_one_worker_does("proc_retention", &RETENTION_ARGS);
+}
+
+fn two_processes_export_what_one_worker_does(name: &str, args: &[&str]) {
+    let single = scratch_dir(&format!("{name}_single"));
+    let status = gridflow(args)
         .arg("--export")
         .arg(&single)
         .status()
         .unwrap();
     assert!(status.success());
 
-    let cluster = scratch_dir("proc_cluster");
+    let cluster = scratch_dir(&format!("{name}_cluster"));
     let hostfile = cluster.join("hosts.txt");
     let ports = [free_port(), free_port()];
     std::fs::write(
@@ -82,7 +112,7 @@ fn two_processes_on_localhost_export_what_one_worker_does() {
     .unwrap();
     let export = cluster.join("export");
     let spawn = |process: &str| {
-        gridflow(&GENERATOR_ARGS)
+        gridflow(args)
             .args(["-n", "2", "-p", process, "-w", "1", "--hostfile"])
             .arg(&hostfile)
             .arg("--export")
