@@ -20,7 +20,7 @@
 //! is a map of one region row. `dashboard_id` is derived from the key where rows leave the
 //! dataflow, and `update_time` is stamped there from the logical time.
 
-use super::dws::{Dws, PartitionRow};
+use super::dws::Dws;
 use super::Table;
 use crate::rows::Dashboard;
 
@@ -30,24 +30,21 @@ pub struct Ads<'scope> {
     pub dashboards: Table<'scope, Dashboard>,
 }
 
-/// Builds `ads_power_dashboard` from the DWS partitions.
+/// Builds `ads_power_dashboard` from the DWS region rows and their rank-1 users.
 pub fn ads<'scope>(dws: &Dws<'scope>) -> Ads<'scope> {
-    let dashboards = dws.partitions.clone().flat_map_ref(|_, row| match row {
-        PartitionRow::Region(r, top) => Some(Dashboard {
-            region_id: r.region_id,
-            stat_date: r.stat_date,
-            region_name: r.region_name.clone(),
-            total_consumption: r.total_consumption,
-            total_cost: r.total_cost,
-            user_count: r.user_count,
-            avg_consumption: r.avg_consumption,
-            peak_hour: r.peak_hour,
-            peak_consumption: r.max_consumption,
-            top_user_id: top.user_id,
-            top_user_name: top.user_name.clone(),
-            top_user_consumption: top.total_consumption,
-        }),
-        PartitionRow::Ranking(_) => None,
+    let dashboards = dws.regions.clone().map(|(r, top)| Dashboard {
+        region_id: r.region_id,
+        stat_date: r.stat_date,
+        region_name: r.region_name,
+        total_consumption: r.total_consumption,
+        total_cost: r.total_cost,
+        user_count: r.user_count,
+        avg_consumption: r.avg_consumption,
+        peak_hour: r.peak_hour,
+        peak_consumption: r.max_consumption,
+        top_user_id: top.user_id,
+        top_user_name: top.user_name,
+        top_user_consumption: top.total_consumption,
     });
     Ads { dashboards }
 }

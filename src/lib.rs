@@ -14,6 +14,7 @@ pub mod generator;
 pub mod late;
 pub mod metrics;
 pub mod query;
+pub mod reduce;
 pub mod reference;
 pub mod retention;
 pub mod rows;

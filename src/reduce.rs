@@ -1,0 +1,145 @@
+//! A reduce for totally ordered times that keeps each key's input and no output.
+//!
+//! Differential's `reduce` arranges its input and its output, and replays a key's history to
+//! find the output changes at each time. For the DWS partitions that is two indexed copies of
+//! every ranking row. Here the times are totally ordered and complete one after another, so a
+//! key's output *before* a time is a function of its input before it: at each completed time
+//! this operator recomputes the output of every key that changed, before and after the time's
+//! updates, and emits the difference. State is one sorted vector of values per key.
+//!
+//! The cost of a change is that of running `logic` twice on its key, which the DWS partitions
+//! pay anyway (their ranking reads the whole partition); what it saves is the output
+//! arrangement, the input arrangement's batches and their merging.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+
+use differential_dataflow::consolidation::consolidate;
+use differential_dataflow::hashable::Hashable;
+use differential_dataflow::{AsCollection, ExchangeData};
+
+use crate::dataflows::Table;
+use crate::source::Time;
+
+/// How many output updates are handed on at once.
+const OUTPUT_BATCH: usize = 8_192;
+
+/// Groups `input` by key and maintains `logic` of each group: `logic` gets the key and the
+/// group's values, sorted, each with its (positive) multiplicity, and appends the group's output
+/// rows. A key without values has no output.
+pub fn reduce_in_time_order<'scope, K, V, O, L>(
+    input: Table<'scope, (K, V)>,
+    name: &str,
+    mut logic: L,
+) -> Table<'scope, O>
+where
+    K: ExchangeData + Hash + Hashable<Output = u64>,
+    V: ExchangeData,
+    O: ExchangeData,
+    L: FnMut(&K, &[(V, isize)], &mut Vec<O>) + 'static,
+{
+    let by_key = Exchange::new(|((key, _), _, _): &((K, V), Time, isize)| key.hashed());
+    input
+        .inner
+        .unary_frontier(by_key, name, move |_, _| {
+            let mut groups: HashMap<K, Vec<(V, isize)>> = HashMap::new();
+            let mut pending: BTreeMap<Time, Vec<(K, V, isize)>> = BTreeMap::new();
+            // At or before every pending time.
+            let mut held: Option<Capability<Time>> = None;
+            let mut changes: Vec<(O, Time, isize)> = Vec::new();
+            let mut rows: Vec<O> = Vec::new();
+            let mut diffs: Vec<(O, isize)> = Vec::new();
+            move |(input, frontier), output| {
+                input.for_each(|capability, data| {
+                    if let Some(capability) = capability.retain_least(0) {
+                        if held.as_ref().is_none_or(|h| capability.time() < h.time()) {
+                            held = Some(capability);
+                        }
+                    }
+                    for ((key, value), time, diff) in data.drain(..) {
+                        pending.entry(time).or_default().push((key, value, diff));
+                    }
+                });
+                while let Some(entry) = pending.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let (time, mut updates) = entry.remove_entry();
+                    updates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                    let mut rest = &updates[..];
+                    while let Some((key, _, _)) = rest.first() {
+                        let end = rest.partition_point(|(k, _, _)| k == key);
+                        let (same_key, others) = rest.split_at(end);
+                        rest = others;
+                        let group = groups.entry(key.clone()).or_default();
+                        if !group.is_empty() {
+                            logic(key, group, &mut rows);
+                            diffs.extend(rows.drain(..).map(|row| (row, -1)));
+                        }
+                        for (_, value, diff) in same_key {
+                            update(group, value, *diff);
+                        }
+                        if group.is_empty() {
+                            groups.remove(key);
+                        } else {
+                            logic(key, group, &mut rows);
+                            diffs.extend(rows.drain(..).map(|row| (row, 1)));
+                        }
+                        consolidate(&mut diffs);
+                        changes.extend(diffs.drain(..).map(|(row, diff)| (row, time, diff)));
+                        // Hand output on as it is made, so a large time is not held whole.
+                        if changes.len() >= OUTPUT_BATCH {
+                            let capability = held.as_ref().expect("held while work is pending");
+                            output.session(capability).give_iterator(changes.drain(..));
+                        }
+                    }
+                }
+                if let (Some(capability), false) = (&held, changes.is_empty()) {
+                    output.session(capability).give_iterator(changes.drain(..));
+                }
+                match pending.keys().next() {
+                    Some(next) => {
+                        if let Some(capability) = held.as_mut() {
+                            capability.downgrade(next);
+                        }
+                    }
+                    None => held = None,
+                }
+            }
+        })
+        .as_collection()
+}
+
+/// Adds `diff` to the multiplicity of `value` in the sorted `group`, dropping it at zero.
+fn update<V: Ord + Clone>(group: &mut Vec<(V, isize)>, value: &V, diff: isize) {
+    match group.binary_search_by(|(v, _)| v.cmp(value)) {
+        Ok(position) => {
+            group[position].1 += diff;
+            if group[position].1 == 0 {
+                group.remove(position);
+            }
+        }
+        Err(position) => group.insert(position, (value.clone(), diff)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::update;
+
+    #[test]
+    fn groups_stay_sorted_and_drop_values_at_zero() {
+        let mut group = Vec::new();
+        update(&mut group, &5, 1);
+        update(&mut group, &2, 1);
+        update(&mut group, &9, 2);
+        assert_eq!(group, vec![(2, 1), (5, 1), (9, 2)]);
+        update(&mut group, &5, -1);
+        update(&mut group, &9, -1);
+        assert_eq!(group, vec![(2, 1), (9, 1)]);
+    }
+}
