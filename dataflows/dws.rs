@@ -30,7 +30,8 @@
 //! 1. **Partials, before the join**: each user's rows are summed per window and hour of the day
 //!    ([`Partial`]: sums, count, max, min). A change reads the rows of one user in one
 //!    window-hour — a handful — and a user row that changes later moves one partial per window
-//!    and hour instead of every consumption row of that user.
+//!    and hour instead of every consumption row of that user. Like the partitions below, this
+//!    is a [`reduce_in_time_order`], which stores its input once and no output.
 //! 2. **Partitions, after the join**: the partials, joined with the users' current columns,
 //!    are grouped by `(stat_date, region_id)` — the key of the region row *and* the partition of
 //!    the ranking. One reduce reads the partition's users once and emits the region row
@@ -95,16 +96,13 @@ pub struct Dws<'scope> {
 /// Builds both DWS tables with tumbling windows of `window` milliseconds.
 pub fn dws<'scope>(ods: &Ods<'scope>, dwd: &Dwd<'scope>, window: Millis) -> Dws<'scope> {
     // GROUP BY user_id, TUMBLE(consumption_date, :window), and the hour for the peak hour.
-    let partials = ods
-        .facts
-        .clone()
-        .map(move |f| {
-            let group = (f.user_id, window_start(f.date, window), hour_of_day(f.date));
-            (group, (f.amount, f.cost))
-        })
-        .reduce_named("dws.user_partials", |_, rows, output| {
-            output.push((partial_of(rows), 1));
-        });
+    let rows = ods.facts.clone().map(move |f| {
+        let group = (f.user_id, window_start(f.date, window), hour_of_day(f.date));
+        (group, (f.amount, f.cost))
+    });
+    let partials = reduce_in_time_order(rows, "dws.user_partials", |group, rows, output| {
+        output.push((*group, partial_of(rows)));
+    });
 
     // JOIN the users' current columns, then PARTITION BY stat_date, region_id.
     let members = partials
@@ -164,7 +162,7 @@ pub fn dws<'scope>(ods: &Ods<'scope>, dwd: &Dwd<'scope>, window: Millis) -> Dws<
 
 /// The partial of one user, window and hour from its rows' (amount, cost), sorted, each with
 /// its multiplicity.
-fn partial_of(rows: &[(&(Cents, Cents), isize)]) -> Partial {
+fn partial_of(rows: &[((Cents, Cents), isize)]) -> Partial {
     let mut partial = Partial {
         total_consumption: 0,
         total_cost: 0,
@@ -172,7 +170,7 @@ fn partial_of(rows: &[(&(Cents, Cents), isize)]) -> Partial {
         max_consumption: rows[rows.len() - 1].0 .0,
         min_consumption: rows[0].0 .0,
     };
-    for &(&(amount, cost), multiplicity) in rows {
+    for &((amount, cost), multiplicity) in rows {
         let multiplicity = multiplicity as i64;
         partial.total_consumption += amount * multiplicity;
         partial.total_cost += cost * multiplicity;
