@@ -69,18 +69,6 @@ const DENSE: &str = "dense";
 /// over 2.4 hours (~580 readings per 5 s window at 1M rows). Deterministic (a fixed LCG).
 fn write_dense_replay(dir: &std::path::Path, rows: u64) -> std::io::Result<()> {
     use std::io::Write;
-    const REGIONS: [&str; 10] = [
-        "东城供电区",
-        "西城供电区",
-        "南城供电区",
-        "北城供电区",
-        "高新供电区",
-        "开发供电区",
-        "滨江供电区",
-        "山区供电区",
-        "港口供电区",
-        "新区供电区",
-    ];
     let mut state: u64 = 0x2545_F491_4F6C_DD1D;
     let mut next = move |bound: u64| {
         state = state
@@ -92,7 +80,7 @@ fn write_dense_replay(dir: &std::path::Path, rows: u64) -> std::io::Result<()> {
     std::fs::create_dir_all(dir.join("consumption"))?;
     let mut users = std::io::BufWriter::new(std::fs::File::create(dir.join("users/users.csv"))?);
     let user = |id: u64, region: u64| {
-        let name = REGIONS[region as usize];
+        let name = gridflow::generator::region_name(region as i32 + 1);
         format!(
             "{id},用户{id:04},居民,{},{name},{}路{id}号,13800000000,2024-01-01 00:00:00.000,2024-01-01 00:00:00.000\n",
             region + 1,
