@@ -8,6 +8,7 @@
 //! rows whose key it owns; a malformed row becomes a [`RowError`] naming file, line and reason,
 //! and every other row is still processed.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -72,9 +73,9 @@ pub enum ReplayError {
 /// One worker's share of a replay, loaded and parsed, ready to hand out tick by tick.
 pub struct CsvReplay {
     config: ReplayConfig,
-    /// The owned rows of each table with their row numbers, in row order.
-    users: Vec<(usize, Upsert<UserId, User>)>,
-    consumption: Vec<(usize, Upsert<ConsumptionId, Consumption>)>,
+    /// The owned rows of each table not handed out yet, with their row numbers, in row order.
+    users: VecDeque<(usize, Upsert<UserId, User>)>,
+    consumption: VecDeque<(usize, Upsert<ConsumptionId, Consumption>)>,
     user_rows: usize,
     consumption_rows: usize,
     next_batch: usize,
@@ -110,8 +111,8 @@ impl CsvReplay {
         errors.sort();
         Ok(CsvReplay {
             config,
-            users,
-            consumption,
+            users: users.into(),
+            consumption: consumption.into(),
             user_rows,
             consumption_rows,
             next_batch: 0,
@@ -169,23 +170,21 @@ impl Source for CsvReplay {
         let time = self.time_of_batch(batch);
         Some(Tick {
             time,
-            users: last_upsert_wins(take_range(&self.users, user_range)),
-            consumption: last_upsert_wins(take_range(&self.consumption, consumption_range)),
+            users: last_upsert_wins(take_before(&mut self.users, user_range.end)),
+            consumption: last_upsert_wins(take_before(
+                &mut self.consumption,
+                consumption_range.end,
+            )),
         })
     }
 }
 
-/// The owned rows whose row numbers fall in `range` (rows are sorted by row number).
-fn take_range<K: Clone, R: Clone>(
-    rows: &[(usize, Upsert<K, R>)],
-    range: std::ops::Range<usize>,
-) -> Vec<Upsert<K, R>> {
-    let from = rows.partition_point(|(n, _)| *n < range.start);
-    let to = rows.partition_point(|(n, _)| *n < range.end);
-    rows[from..to]
-        .iter()
-        .map(|(_, upsert)| upsert.clone())
-        .collect()
+/// Takes the rows numbered below `end` out of `rows` (sorted by row number). Batches are handed
+/// out in row order, so these are exactly the rows of the batch, and each row is moved out once
+/// instead of being copied while the whole replay stays loaded.
+fn take_before<K, R>(rows: &mut VecDeque<(usize, Upsert<K, R>)>, end: usize) -> Vec<Upsert<K, R>> {
+    let count = rows.partition_point(|(n, _)| *n < end);
+    rows.drain(..count).map(|(_, upsert)| upsert).collect()
 }
 
 /// The `*.csv` files of a directory in name order; a missing directory is an empty table.

@@ -28,6 +28,11 @@ use crate::source::Time;
 /// How many output updates are handed on at once.
 const OUTPUT_BATCH: usize = 8_192;
 
+/// How many input and output updates one activation handles before it yields, so that the
+/// operators downstream take its output before it makes more (a logical time of a million rows
+/// would otherwise queue all its output at once).
+const WORK_PER_ACTIVATION: usize = 100_000;
+
 /// Groups `input` by key and maintains `logic` of each group: `logic` gets the key and the
 /// group's values, sorted, each with its (positive) multiplicity, and appends the group's output
 /// rows. A key without values has no output.
@@ -43,11 +48,15 @@ where
     L: FnMut(&K, &[(V, isize)], &mut Vec<O>) + 'static,
 {
     let by_key = Exchange::new(|((key, _), _, _): &((K, V), Time, isize)| key.hashed());
+    let scope = input.inner.scope();
     input
         .inner
-        .unary_frontier(by_key, name, move |_, _| {
+        .unary_frontier(by_key, name, move |_, info| {
+            let activator = scope.activator_for(info.address.clone());
             let mut groups: HashMap<K, Vec<(V, isize)>> = HashMap::new();
             let mut pending: BTreeMap<Time, Vec<(K, V, isize)>> = BTreeMap::new();
+            // The time whose updates are sorted (by key, descending) and partly applied.
+            let mut started: Option<Time> = None;
             // At or before every pending time.
             let mut held: Option<Capability<Time>> = None;
             let mut changes: Vec<(O, Time, isize)> = Vec::new();
@@ -64,17 +73,24 @@ where
                         pending.entry(time).or_default().push((key, value, diff));
                     }
                 });
-                while let Some(entry) = pending.first_entry() {
-                    if frontier.less_equal(entry.key()) {
+                let mut fuel = WORK_PER_ACTIVATION;
+                while let Some(mut entry) = pending.first_entry() {
+                    let time = *entry.key();
+                    if frontier.less_equal(&time) || fuel == 0 {
                         break;
                     }
-                    let (time, mut updates) = entry.remove_entry();
-                    updates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                    let mut rest = &updates[..];
-                    while let Some((key, _, _)) = rest.first() {
-                        let end = rest.partition_point(|(k, _, _)| k == key);
-                        let (same_key, others) = rest.split_at(end);
-                        rest = others;
+                    let updates = entry.get_mut();
+                    if started != Some(time) {
+                        updates.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+                        started = Some(time);
+                    }
+                    // Keys from the end, so applied updates come off with a truncate.
+                    while let Some((key, _, _)) = updates.last() {
+                        if fuel == 0 {
+                            break;
+                        }
+                        let start = updates.partition_point(|(k, _, _)| k > key);
+                        let same_key = &updates[start..];
                         let group = groups.entry(key.clone()).or_default();
                         if !group.is_empty() {
                             logic(key, group, &mut rows);
@@ -90,12 +106,17 @@ where
                             diffs.extend(rows.drain(..).map(|row| (row, 1)));
                         }
                         consolidate(&mut diffs);
+                        fuel = fuel.saturating_sub(same_key.len() + diffs.len());
                         changes.extend(diffs.drain(..).map(|(row, diff)| (row, time, diff)));
+                        updates.truncate(start);
                         // Hand output on as it is made, so a large time is not held whole.
                         if changes.len() >= OUTPUT_BATCH {
                             let capability = held.as_ref().expect("held while work is pending");
                             output.session(capability).give_iterator(changes.drain(..));
                         }
+                    }
+                    if updates.is_empty() {
+                        entry.remove();
                     }
                 }
                 if let (Some(capability), false) = (&held, changes.is_empty()) {
@@ -105,6 +126,11 @@ where
                     Some(next) => {
                         if let Some(capability) = held.as_mut() {
                             capability.downgrade(next);
+                        }
+                        // Out of fuel with complete work left: come back once downstream has
+                        // taken what this activation produced.
+                        if !frontier.less_equal(next) {
+                            activator.activate();
                         }
                     }
                     None => held = None,
