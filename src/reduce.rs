@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
+use smallvec::SmallVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
@@ -53,7 +54,7 @@ where
         .inner
         .unary_frontier(by_key, name, move |_, info| {
             let activator = scope.activator_for(info.address.clone());
-            let mut groups: HashMap<K, Vec<(V, isize)>> = HashMap::new();
+            let mut groups: HashMap<K, Group<V>> = HashMap::new();
             let mut pending: BTreeMap<Time, Vec<(K, V, isize)>> = BTreeMap::new();
             // The time whose updates are sorted (by key, descending) and partly applied.
             let mut started: Option<Time> = None;
@@ -140,8 +141,12 @@ where
         .as_collection()
 }
 
+/// A key's values, sorted, with their multiplicities. Most groups of the DWS partials hold one
+/// value (a user's only reading in a 5-second window): it is kept inline, without an allocation.
+type Group<V> = SmallVec<[(V, isize); 1]>;
+
 /// Adds `diff` to the multiplicity of `value` in the sorted `group`, dropping it at zero.
-fn update<V: Ord + Clone>(group: &mut Vec<(V, isize)>, value: &V, diff: isize) {
+fn update<V: Ord + Clone>(group: &mut Group<V>, value: &V, diff: isize) {
     match group.binary_search_by(|(v, _)| v.cmp(value)) {
         Ok(position) => {
             group[position].1 += diff;
@@ -159,13 +164,13 @@ mod tests {
 
     #[test]
     fn groups_stay_sorted_and_drop_values_at_zero() {
-        let mut group = Vec::new();
+        let mut group = super::Group::new();
         update(&mut group, &5, 1);
         update(&mut group, &2, 1);
         update(&mut group, &9, 2);
-        assert_eq!(group, vec![(2, 1), (5, 1), (9, 2)]);
+        assert_eq!(group.as_slice(), [(2, 1), (5, 1), (9, 2)]);
         update(&mut group, &5, -1);
         update(&mut group, &9, -1);
-        assert_eq!(group, vec![(2, 1), (9, 1)]);
+        assert_eq!(group.as_slice(), [(2, 1), (9, 1)]);
     }
 }
