@@ -17,13 +17,13 @@ use std::hash::Hash;
 use smallvec::SmallVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::{AsCollection, ExchangeData};
 
 use crate::dataflows::Table;
+use crate::earliest::Earliest;
 use crate::source::Time;
 
 /// How many output updates are handed on at once.
@@ -59,17 +59,13 @@ where
             // The time whose updates are sorted (by key, descending) and partly applied.
             let mut started: Option<Time> = None;
             // At or before every pending time.
-            let mut held: Option<Capability<Time>> = None;
+            let mut held = Earliest::default();
             let mut changes: Vec<(O, Time, isize)> = Vec::new();
             let mut rows: Vec<O> = Vec::new();
             let mut diffs: Vec<(O, isize)> = Vec::new();
             move |(input, frontier), output| {
                 input.for_each(|capability, data| {
-                    if let Some(capability) = capability.retain_least(0) {
-                        if held.as_ref().is_none_or(|h| capability.time() < h.time()) {
-                            held = Some(capability);
-                        }
-                    }
+                    held.hold(&capability);
                     for ((key, value), time, diff) in data.drain(..) {
                         pending.entry(time).or_default().push((key, value, diff));
                     }
@@ -112,7 +108,7 @@ where
                         updates.truncate(start);
                         // Hand output on as it is made, so a large time is not held whole.
                         if changes.len() >= OUTPUT_BATCH {
-                            let capability = held.as_ref().expect("held while work is pending");
+                            let capability = held.get().expect("held while work is pending");
                             output.session(capability).give_iterator(changes.drain(..));
                         }
                     }
@@ -120,21 +116,15 @@ where
                         entry.remove();
                     }
                 }
-                if let (Some(capability), false) = (&held, changes.is_empty()) {
+                if let (Some(capability), false) = (held.get(), changes.is_empty()) {
                     output.session(capability).give_iterator(changes.drain(..));
                 }
-                match pending.keys().next() {
-                    Some(next) => {
-                        if let Some(capability) = held.as_mut() {
-                            capability.downgrade(next);
-                        }
-                        // Out of fuel with complete work left: come back once downstream has
-                        // taken what this activation produced.
-                        if !frontier.less_equal(next) {
-                            activator.activate();
-                        }
-                    }
-                    None => held = None,
+                let next = pending.keys().next().copied();
+                held.advance(next);
+                // Out of fuel with complete work left: come back once downstream has taken what
+                // this activation produced.
+                if next.is_some_and(|next| !frontier.less_equal(&next)) {
+                    activator.activate();
                 }
             }
         })

@@ -15,13 +15,13 @@ use std::hash::Hash;
 
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::{AsCollection, ExchangeData};
 
 use crate::dataflows::Table;
+use crate::earliest::Earliest;
 use crate::source::Time;
 
 /// Maintains the current row of every key from a stream of `(key, row or delete, time)`,
@@ -42,15 +42,11 @@ where
         .unary_frontier(by_key, name, move |_, _| {
             let mut state = Expiring::new(expiry);
             // At or before every time this operator may still emit at.
-            let mut held: Option<Capability<Time>> = None;
+            let mut held = Earliest::default();
             let mut changes = Vec::new();
             move |(input, frontier), output| {
                 input.for_each(|capability, data| {
-                    if let Some(capability) = capability.retain_least(0) {
-                        if held.as_ref().is_none_or(|h| capability.time() < h.time()) {
-                            held = Some(capability);
-                        }
-                    }
+                    held.hold(&capability);
                     for (key, row, time) in data.drain(..) {
                         state.arrive(time, key, row);
                     }
@@ -59,19 +55,10 @@ where
                 if expired > 0 {
                     on_expired(expired);
                 }
-                if let Some(capability) = &held {
-                    if !changes.is_empty() {
-                        output.session(capability).give_iterator(changes.drain(..));
-                    }
+                if let (Some(capability), false) = (held.get(), changes.is_empty()) {
+                    output.session(capability).give_iterator(changes.drain(..));
                 }
-                match state.next_time() {
-                    Some(next) => {
-                        if let Some(capability) = held.as_mut() {
-                            capability.downgrade(&next);
-                        }
-                    }
-                    None => held = None,
-                }
+                held.advance(state.next_time());
             }
         })
         .as_collection()
