@@ -1,7 +1,7 @@
 //! Counters of a running job, shared by the workers of a process and read by the status line
 //! (and, later, a monitoring page). Each is a plain atomic: workers add, readers load.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::values::format_millis;
@@ -14,6 +14,8 @@ pub struct Metrics {
     pub ods_consumption_rows: AtomicU64,
     /// Updates (insertions plus retractions) each later layer emitted.
     pub dwd_updates: AtomicU64,
+    /// Whether the DWD detail rows are built at all (only when they leave the dataflow).
+    pub dwd_built: AtomicBool,
     pub dws_region_updates: AtomicU64,
     pub dws_ranking_updates: AtomicU64,
     pub ads_updates: AtomicU64,
@@ -43,6 +45,7 @@ pub struct MetricsSnapshot {
     pub ods_user_rows: u64,
     pub ods_consumption_rows: u64,
     pub dwd_updates: u64,
+    pub dwd_built: bool,
     pub dws_region_updates: u64,
     pub dws_ranking_updates: u64,
     pub ads_updates: u64,
@@ -78,6 +81,7 @@ impl Metrics {
             ods_user_rows: load(&self.ods_user_rows),
             ods_consumption_rows: load(&self.ods_consumption_rows),
             dwd_updates: load(&self.dwd_updates),
+            dwd_built: self.dwd_built.load(Ordering::Relaxed),
             dws_region_updates: load(&self.dws_region_updates),
             dws_ranking_updates: load(&self.dws_ranking_updates),
             ads_updates: load(&self.ads_updates),
@@ -108,7 +112,11 @@ impl MetricsSnapshot {
             self.ods_user_rows,
             self.ods_consumption_rows,
             rate,
-            self.dwd_updates,
+            if self.dwd_built {
+                self.dwd_updates.to_string()
+            } else {
+                "off".to_string()
+            },
             self.dws_region_updates,
             self.dws_ranking_updates,
             self.ads_updates,

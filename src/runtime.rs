@@ -178,6 +178,8 @@ where
                     .probe_with(&probe);
                 let dashboards =
                     count_updates(tables.dashboards, m, |m| &m.ads_updates).probe_with(&probe);
+                m.dwd_built
+                    .store(tables.ods_and_dwd.is_some(), Ordering::Relaxed);
                 let ods_and_dwd = tables.ods_and_dwd.map(|mut tables| {
                     tables.details =
                         count_updates(tables.details, m, |m| &m.dwd_updates).probe_with(&probe);
