@@ -21,6 +21,7 @@ use crate::csv_input::RowError;
 use crate::reference::Warehouse;
 use crate::retention::{until_frozen, Retention};
 use crate::rows::{window_start, Consumption, Dashboard, Detail, RegionStats, User, UserRanking};
+use crate::sinks::SinkError;
 use crate::source::Time;
 
 /// A row of any warehouse table, or a malformed input row.
@@ -84,13 +85,20 @@ pub trait ChangeSink {
     /// copy them.
     fn apply(&mut self, time: Time, changes: Vec<(TableRow, isize)>);
     /// Called after a run of consecutive completed times has been applied: a sink that
-    /// batches writes them now.
-    fn flush(&mut self) {}
+    /// batches writes them now. An error stops the job: the sink cannot take more.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// Routes `rows` to worker 0 and hands each completed time's changes to `sink` there. Every
-/// worker builds the operator; only worker 0 passes a sink.
-pub fn sink<S: ChangeSink + 'static>(rows: Table<'_, TableRow>, sink: Option<Rc<RefCell<S>>>) {
+/// worker builds the operator; only worker 0 passes a sink. A sink that fails is handed to
+/// `on_failure` with its error and gets nothing more.
+pub fn sink<S: ChangeSink + 'static>(
+    rows: Table<'_, TableRow>,
+    mut sink: Option<Rc<RefCell<S>>>,
+    mut on_failure: impl FnMut(SinkError) + 'static,
+) {
     // Changes not yet complete, by time; the completed ones are always a prefix.
     let mut pending: BTreeMap<Time, Vec<(TableRow, isize)>> = BTreeMap::new();
     let to_worker_zero = Exchange::new(|_: &(TableRow, Time, isize)| 0);
@@ -113,8 +121,12 @@ pub fn sink<S: ChangeSink + 'static>(rows: Table<'_, TableRow>, sink: Option<Rc<
                     applied = true;
                 }
             }
-            if let (Some(sink), true) = (&sink, applied) {
-                sink.borrow_mut().flush();
+            if let (Some(failing), true) = (&sink, applied) {
+                let flushed = failing.borrow_mut().flush();
+                if let Err(error) = flushed {
+                    sink = None;
+                    on_failure(error);
+                }
             }
         });
 }

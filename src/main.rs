@@ -1,6 +1,7 @@
 //! The `gridflow` binary: parses the command line, runs the warehouse with a status line, and
 //! writes the export when the input is bounded.
 
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,22 +14,63 @@ use gridflow::dataflows::sink::Materialized;
 use gridflow::export::{write_errors, write_warehouse};
 use gridflow::metrics::{peak_memory_bytes, Metrics, MetricsSnapshot};
 use gridflow::query::{render, run_query};
-use gridflow::runtime::run;
+use gridflow::runtime::{run, RunError};
 use gridflow::sinks::background::Background;
 use gridflow::sinks::postgres::Postgres;
 use gridflow::sinks::sqlite::Sqlite;
-use gridflow::sinks::{Database, DatabaseSink, SinkTarget, Tee};
+use gridflow::sinks::{Database, DatabaseSink, SinkError, SinkTarget, Tee};
 
 /// mimalloc: the arrangements allocate and free many small batches and strings; glibc's
 /// allocator spent a fifth of the run consolidating free lists (measured in docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> anyhow::Result<()> {
+/// Exit codes (besides 0, and clap's 2 for bad options): a failure prints one line `error: …`.
+mod exit {
+    /// Any other failure.
+    pub const FAILED: u8 = 1;
+    /// The sink is held by another running job.
+    pub const SINK_HELD: u8 = 3;
+    /// The sink failed after its retries, or was taken over: the job stopped.
+    pub const SINK_FAILED: u8 = 4;
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let outcome = match cli.command {
         Command::Run(args) => run_warehouse(*args),
         Command::Query(args) => run_business_query(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line: the whole chain of causes, a server's multi-line message folded.
+            let message = format!("{error:#}");
+            eprintln!(
+                "error: {}",
+                message.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+/// The documented exit code of a failure.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    let sink_error = error.chain().find_map(|cause| {
+        cause
+            .downcast_ref::<SinkError>()
+            .or_else(|| match cause.downcast_ref::<RunError>() {
+                Some(RunError::Sink(error)) => Some(error),
+                _ => None,
+            })
+    });
+    match sink_error {
+        Some(SinkError::Held { .. }) => exit::SINK_HELD,
+        Some(SinkError::GaveUp { .. } | SinkError::Stopped { .. } | SinkError::Fenced) => {
+            exit::SINK_FAILED
+        }
+        _ => exit::FAILED,
     }
 }
 
@@ -120,7 +162,7 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
     };
     // The run is done when the database holds its last change set; a sink failure is raised here.
     let draining = Instant::now();
-    let database = database.map(Background::finish);
+    let database = database.map(Background::finish).transpose()?;
     let elapsed = outcome.elapsed + draining.elapsed();
 
     let totals = metrics.snapshot();

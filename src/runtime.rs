@@ -29,6 +29,7 @@ use crate::late::count_late_rows;
 use crate::metrics::Metrics;
 use crate::retention::Retention;
 use crate::rows::{Consumption, ConsumptionId, Millis, User, UserId};
+use crate::sinks::SinkError;
 use crate::source::{Scripted, Source, Time};
 
 /// Which clock paces the input.
@@ -90,6 +91,9 @@ pub enum RunError {
     Worker(String),
     #[error(transparent)]
     Replay(#[from] ReplayError),
+    /// The sink failed; the job stopped reading input and drained.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
 }
 
 /// What a finished run leaves: worker 0's sink (in process 0) and the process's counters.
@@ -116,6 +120,9 @@ where
     // Timely reports a worker's panic without its message; the workers record it here.
     let first_panic: Arc<Mutex<Option<String>>> = Arc::default();
     let worker_panic = first_panic.clone();
+    // A sink failure, recorded on worker 0; the job then stops reading input.
+    let sink_failure: Arc<Mutex<Option<SinkError>>> = Arc::default();
+    let worker_sink_failure = sink_failure.clone();
     let guards = timely::execute(config.timely.clone(), move |worker| {
         let body = AssertUnwindSafe(|| -> Result<Option<S>, String> {
             let index = worker.index();
@@ -198,7 +205,12 @@ where
                         rows.push(tables.details.map(TableRow::Detail));
                     }
                     let rows = differential_dataflow::collection::concatenate(scope, rows);
-                    sink(rows, operator_sink);
+                    let failure = worker_sink_failure.clone();
+                    let stop = config.stop.clone();
+                    sink(rows, operator_sink, move |error| {
+                        *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+                        stop.store(true, Ordering::Relaxed);
+                    });
                 }
             });
 
@@ -248,6 +260,13 @@ where
                 return Err(RunError::Worker(recorded.unwrap_or(error)));
             }
         }
+    }
+    if let Some(error) = sink_failure
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        return Err(RunError::Sink(error));
     }
     Ok(RunOutcome {
         sink,

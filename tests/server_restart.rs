@@ -112,14 +112,20 @@ fn a_server_down_past_the_retries_stops_the_job_clearly_and_a_rerun_completes_it
     let server = PrivatePostgres::start("outage");
     let url = server.url();
     let first_export = scratch_dir("server_outage_first");
-    let mut run = spawn_run(&url, &first_export, &SIMULATED_RUN);
+    let two_workers = [&SIMULATED_RUN[..], &["-w", "2"]].concat();
+    let mut run = spawn_run(&url, &first_export, &two_workers);
     wait_for_first_commit(&url, &mut run);
     server.crash();
     let output = run.wait_with_output().unwrap();
     let stderr = stderr_of(&output);
-    assert!(
-        !output.status.success(),
+    assert_eq!(
+        output.status.code(),
+        Some(4),
         "the job went on without its sink: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
     );
     assert!(stderr.contains("retry 3 of 3"), "{stderr}");
     assert!(

@@ -349,8 +349,9 @@ fn a_second_job_on_the_same_sink_fails_clearly_while_the_first_holds_it() {
     let bounded = ["--clock", "simulated", "--consumptions", "200"];
     let second = run(&bounded).output().unwrap();
     let stderr = String::from_utf8_lossy(&second.stderr);
-    assert!(
-        !second.status.success(),
+    assert_eq!(
+        second.status.code(),
+        Some(3),
         "the second job ran beside the first: {stderr}"
     );
     assert!(stderr.contains("held by another running job"), "{stderr}");
@@ -406,7 +407,18 @@ fn a_job_whose_lease_was_taken_over_is_fenced_and_writes_nothing() {
 
 #[test]
 fn a_constraint_error_is_retried_then_stops_the_job_naming_the_table_and_time() {
-    let mut schema = ScratchSchema::new("constraint");
+    constraint_error_stops_the_job("constraint", "1");
+}
+
+#[test]
+fn a_constraint_error_stops_a_job_of_two_workers_the_same_way() {
+    constraint_error_stops_the_job("constraint_w2", "2");
+}
+
+/// A job whose writes break a constraint: retried, then stopped with exit code 4 and one line
+/// naming the time, the tables and the server's message; no panic, nothing half-written.
+fn constraint_error_stops_the_job(name: &str, workers: &str) {
+    let mut schema = ScratchSchema::new(name);
     let url = postgres_url();
     // A first run creates the tables; then they are emptied, the progress forgotten, and a
     // constraint added that the dashboard's rows break.
@@ -423,11 +435,17 @@ fn a_constraint_error_is_retried_then_stops_the_job_naming_the_table_and_time() 
     let output = Command::new(env!("CARGO_BIN_EXE_gridflow"))
         .args(["run", "--status-interval", "0", "--input"])
         .arg(fixture_dir().join("input"))
-        .args(["--sink", &url, "--sink-schema", &schema.name])
+        .args(["--sink", &url, "--sink-schema", &schema.name, "-w", workers])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: the sink stopped"), "{stderr}");
     assert!(stderr.contains("retry 3 of 3"), "{stderr}");
     assert!(
         stderr.contains("the sink stopped at logical time 17040672")

@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use super::net::Net;
-use super::{Database, DatabaseSink};
+use super::{Database, DatabaseSink, SinkError};
 use crate::dataflows::sink::{ChangeSet, ChangeSink, TableRow};
 use crate::source::Time;
 
@@ -57,8 +57,23 @@ struct State {
     pending: Net,
     /// Nothing more will be handed over: the writer stops once it has written everything.
     closed: bool,
-    /// The writer has stopped: once closed, or on a failure (its sink panicked).
+    /// The writer has stopped: once closed, or on a failure.
     stopped: bool,
+    /// The writer stopped on a failure ...
+    failed: bool,
+    /// ... and why, until the dataflow's thread takes it.
+    failure: Option<SinkError>,
+}
+
+impl State {
+    /// The writer's failure, if it failed (its error the first time asked).
+    fn failure(&mut self) -> Option<SinkError> {
+        self.failed.then(|| {
+            self.failure.take().unwrap_or_else(|| {
+                SinkError::Config("the sink's writer stopped on an earlier failure".to_string())
+            })
+        })
+    }
 }
 
 impl Shared {
@@ -108,6 +123,8 @@ impl<D: Database + Send + 'static> Background<D> {
                 pending: Net::new(sink.ods_and_dwd),
                 closed: false,
                 stopped: false,
+                failed: false,
+                failure: None,
             }),
             work: Condvar::new(),
             room: Condvar::new(),
@@ -119,7 +136,12 @@ impl<D: Database + Send + 'static> Background<D> {
             .spawn(move || {
                 let _stopped = Stopped(writer_shared.clone());
                 while let Some(run) = writer_shared.take() {
-                    sink.write(run);
+                    if let Err(error) = sink.write(run) {
+                        let mut state = writer_shared.lock();
+                        state.failed = true;
+                        state.failure = Some(error);
+                        break;
+                    }
                 }
                 sink
             })
@@ -134,14 +156,18 @@ impl<D: Database + Send + 'static> Background<D> {
         }
     }
 
-    /// Waits until everything handed over is written and returns the sink. A failure of the
-    /// writer (its sink stops the job by panicking) is raised here, on the caller's thread.
-    pub fn finish(mut self) -> DatabaseSink<D> {
-        self.flush();
+    /// Waits until everything handed over is written and returns the sink, or the failure that
+    /// stopped the writer.
+    pub fn finish(mut self) -> Result<DatabaseSink<D>, SinkError> {
+        let flushed = self.flush();
         self.close();
         let mut sink = self.join();
+        flushed?;
+        if let Some(error) = self.shared.lock().failure() {
+            return Err(error);
+        }
         sink.skipped += self.skipped;
-        sink
+        Ok(sink)
     }
 
     /// Tells the writer that nothing more will come.
@@ -150,7 +176,7 @@ impl<D: Database + Send + 'static> Background<D> {
         self.shared.work.notify_all();
     }
 
-    /// Waits for the writer to end; raises its failure if it failed.
+    /// Waits for the writer to end (a panic there is a bug, and is raised here).
     fn join(&mut self) -> DatabaseSink<D> {
         let writer = self.writer.take().expect("the writer is joined once");
         match writer.join() {
@@ -176,9 +202,10 @@ impl<D: Database + Send + 'static> ChangeSink for Background<D> {
     }
 
     /// Hands the run to the writer: it joins the pending set, whatever the writer is doing.
-    fn flush(&mut self) {
+    /// Returns the writer's failure once it has stopped on one.
+    fn flush(&mut self) -> Result<(), SinkError> {
         if self.run.is_empty() {
-            return;
+            return Ok(());
         }
         let mut state = self.shared.lock();
         for (time, changes) in self.run.drain(..) {
@@ -200,12 +227,10 @@ impl<D: Database + Send + 'static> ChangeSink for Background<D> {
                     .unwrap_or_else(PoisonError::into_inner);
             }
         }
-        let stopped = state.stopped;
-        drop(state);
-        if stopped {
-            // Only a failure stops the writer before it is closed. Raise it here.
-            self.join();
-            unreachable!("the sink's writer stopped without a failure");
+        // Only a failure stops the writer before it is closed.
+        match state.failure() {
+            Some(error) => Err(error),
+            None => Ok(()),
         }
     }
 }
@@ -337,7 +362,7 @@ mod tests {
     ) {
         sets.push((time, changes.clone()));
         sink.apply(time, changes);
-        sink.flush();
+        sink.flush().unwrap();
     }
 
     /// The tables after writing every change set in order, one transaction each.
@@ -377,7 +402,7 @@ mod tests {
             hand(&mut sink, &mut sets, time, changes);
         }
         drop(go);
-        let sink = sink.finish();
+        let sink = sink.finish().unwrap();
         let log = log.lock().unwrap();
         let progress: Vec<Time> = log.transactions.iter().map(|(upto, _)| *upto).collect();
         assert_eq!(progress, vec![1, 100], "99 change sets, one transaction");
@@ -436,7 +461,7 @@ mod tests {
         })
         .expect("the dataflow never waited for the writer");
         drop(go);
-        sink.finish();
+        sink.finish().unwrap();
         let log = log.lock().unwrap();
         assert_eq!(log.transactions.len(), 2);
         assert_eq!(log.transactions[1].1.len(), 3);
@@ -482,7 +507,7 @@ mod tests {
         assert_eq!(entered.recv().unwrap(), 12);
         drop(go);
         let (sink, sets) = producer.join().unwrap();
-        sink.finish();
+        sink.finish().unwrap();
         let log = log.lock().unwrap();
         assert_eq!(log.transactions[1].1.len(), 11);
         assert_eq!(log.progress, Some(50));
@@ -500,9 +525,9 @@ mod tests {
                     time,
                     (0..10).map(|r| (stats(r, time as i64, 1), 1)).collect(),
                 );
-                sink.flush();
+                sink.flush().unwrap();
             }
-            sink.finish();
+            sink.finish().unwrap();
         })
         .expect("the dataflow's wait for room ends");
         assert_eq!(log.lock().unwrap().tables.len(), 30);
@@ -516,8 +541,8 @@ mod tests {
         for time in 3..=8 {
             sink.apply(time, vec![(stats(time as i32, 0, 1), 1)]);
         }
-        sink.flush();
-        let sink = sink.finish();
+        sink.flush().unwrap();
+        let sink = sink.finish().unwrap();
         assert_eq!(sink.skipped, 3);
         let log = log.lock().unwrap();
         let written: Vec<_> = log.transactions[0]
@@ -532,31 +557,31 @@ mod tests {
         assert_eq!(log.progress, Some(8));
     }
 
-    /// The panic message `outcome` ended with.
-    fn message(outcome: std::thread::Result<()>) -> String {
-        let panic = outcome.expect_err("the failure is raised");
-        panic.downcast_ref::<String>().cloned().unwrap_or_default()
-    }
-
     #[test]
-    fn a_failure_of_the_writer_is_raised_on_the_callers_thread() {
+    fn a_failure_of_the_writer_is_returned_to_the_callers_thread() {
         let (mut fake, _, entered, go) = gated(None);
         fake.fenced = true;
         let mut sink = Background::start(DatabaseSink::new(fake, false).unwrap());
         sink.apply(3, Vec::new());
-        sink.flush();
+        sink.flush().unwrap();
         assert_eq!(entered.recv().unwrap(), 3);
         drop(go);
         let outcome = within_ten_seconds(move || {
-            // The writer may still be failing: the next flush or finish raises it.
+            // The writer may still be failing: a later flush or the finish returns it.
             for time in 4..1000 {
                 sink.apply(time, Vec::new());
-                sink.flush();
+                if let Err(error) = sink.flush() {
+                    return error.to_string();
+                }
             }
-            sink.finish();
-        });
+            sink.finish()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        })
+        .expect("no panic");
         assert_eq!(
-            message(outcome),
+            outcome,
             "the sink stopped at logical time 3: another job has taken over this sink; this job \
              stops without writing"
         );
@@ -568,7 +593,7 @@ mod tests {
         fake.fenced = true;
         let mut sink = Background::with_bound(DatabaseSink::new(fake, false).unwrap(), 2);
         sink.apply(1, vec![(stats(1, 0, 1), 1)]);
-        sink.flush();
+        sink.flush().unwrap();
         assert_eq!(entered.recv().unwrap(), 1);
         // Let the writer fail once the dataflow waits at the bound.
         std::thread::spawn(move || {
@@ -578,9 +603,16 @@ mod tests {
         let outcome = within_ten_seconds(move || {
             for time in 2..1000 {
                 sink.apply(time, vec![(stats(time as i32, 0, 1), 1)]);
-                sink.flush();
+                if let Err(error) = sink.flush() {
+                    return error.to_string();
+                }
             }
-        });
-        assert!(message(outcome).starts_with("the sink stopped at logical time 1:"));
+            String::new()
+        })
+        .expect("no panic");
+        assert!(
+            outcome.starts_with("the sink stopped at logical time 1:"),
+            "{outcome}"
+        );
     }
 }

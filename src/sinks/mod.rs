@@ -131,6 +131,18 @@ pub enum SinkError {
     },
     #[error("another job has taken over this sink; this job stops without writing")]
     Fenced,
+    /// A write the sink could not make: the job stops (a change set is never dropped).
+    #[error("the sink stopped at logical time {upto}: {error}")]
+    Stopped { upto: Time, error: Box<SinkError> },
+    /// A write that failed again after every retry: the job stops.
+    #[error(
+        "the sink stopped at logical time {upto} after {RETRIES} retries, writing {tables}: {error}"
+    )]
+    GaveUp {
+        upto: Time,
+        tables: String,
+        error: Box<SinkError>,
+    },
     #[error("table {table}: {message}")]
     Apply {
         table: &'static str,
@@ -304,11 +316,11 @@ impl<D: Database> DatabaseSink<D> {
 
     /// Merges `run` and writes it in one transaction with its last time as the progress: one
     /// commit (and one disk flush) per run instead of per logical time, one write per key.
-    /// Retries with backoff; a failure it cannot ride out stops the job (a panic naming the
-    /// time and tables), since a change set is never dropped.
-    fn write(&mut self, mut run: Net) {
+    /// Retries with backoff; a failure it cannot ride out is returned, naming the time and the
+    /// tables, and stops the job, since a change set is never dropped.
+    fn write(&mut self, mut run: Net) -> Result<(), SinkError> {
         let Some(last) = run.last() else {
-            return;
+            return Ok(());
         };
         let started = std::time::Instant::now();
         run.merge();
@@ -318,15 +330,17 @@ impl<D: Database> DatabaseSink<D> {
         while let Err(error) = outcome {
             failures += 1;
             if matches!(error, SinkError::Fenced) {
-                panic!("the sink stopped at logical time {last}: {error}");
+                return Err(SinkError::Stopped {
+                    upto: last,
+                    error: Box::new(error),
+                });
             }
             if failures > RETRIES {
-                // The panic ends the worker with this message, which the run reports.
-                let tables = tables_written(&ops);
-                panic!(
-                    "the sink stopped at logical time {last} after {RETRIES} retries, writing \
-                     {tables}: {error}"
-                );
+                return Err(SinkError::GaveUp {
+                    upto: last,
+                    tables: tables_written(&ops),
+                    error: Box::new(error),
+                });
             }
             let backoff = FIRST_BACKOFF * 2u32.pow(failures - 1);
             eprintln!("sink write up to logical time {last} failed ({error}); retry {failures} of {RETRIES} in {backoff:?}");
@@ -346,6 +360,7 @@ impl<D: Database> DatabaseSink<D> {
                 started.elapsed().as_micros() as u64,
             );
         }
+        Ok(())
     }
 }
 
@@ -357,9 +372,9 @@ impl<D: Database> ChangeSink for DatabaseSink<D> {
     }
 
     /// Writes the pending run of completed times in one transaction.
-    fn flush(&mut self) {
+    fn flush(&mut self) -> Result<(), SinkError> {
         let run = std::mem::replace(&mut self.pending, Net::new(self.ods_and_dwd));
-        self.write(run);
+        self.write(run)
     }
 }
 
@@ -386,9 +401,10 @@ impl<S: ChangeSink> ChangeSink for Option<S> {
         }
     }
 
-    fn flush(&mut self) {
-        if let Some(sink) = self {
-            sink.flush();
+    fn flush(&mut self) -> Result<(), SinkError> {
+        match self {
+            Some(sink) => sink.flush(),
+            None => Ok(()),
         }
     }
 }
@@ -409,9 +425,9 @@ impl<A: ChangeSink, B: ChangeSink> ChangeSink for Tee<A, B> {
         self.1.apply(time, changes);
     }
 
-    fn flush(&mut self) {
-        self.0.flush();
-        self.1.flush();
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.0.flush()?;
+        self.1.flush()
     }
 }
 
