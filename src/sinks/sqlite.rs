@@ -29,8 +29,17 @@ fn progress_statement(sql: &str) -> String {
 /// A SQLite database file holding the warehouse's tables.
 pub struct Sqlite {
     connection: Connection,
-    /// The upsert and delete statement of each table, rendered once.
-    statements: HashMap<&'static str, (String, String)>,
+    /// The statements of each table, rendered once.
+    statements: HashMap<&'static str, Statements>,
+}
+
+/// How one table's rows are written. A key the table does not hold is inserted with a plain
+/// `INSERT`, which fails on a key the table holds: the change stream says which keys are new,
+/// so a change set applied twice fails loudly instead of being silently overwritten.
+struct Statements {
+    insert: String,
+    upsert: String,
+    delete: String,
 }
 
 fn placeholder(n: usize, _: Kind) -> String {
@@ -74,9 +83,12 @@ impl Sqlite {
         let statements = ALL
             .iter()
             .map(|table| {
-                let upsert = for_table(table.upsert_sql(placeholder), table);
-                let delete = for_table(table.delete_sql(placeholder), table);
-                (table.name, (upsert, delete))
+                let statements = Statements {
+                    insert: for_table(table.insert_sql(placeholder), table),
+                    upsert: for_table(table.upsert_sql(placeholder), table),
+                    delete: for_table(table.delete_sql(placeholder), table),
+                };
+                (table.name, statements)
             })
             .collect();
         Ok(Sqlite {
@@ -127,23 +139,27 @@ impl Database for Sqlite {
         } = self;
         let transaction = connection.transaction()?;
         for &op in ops.iter().flatten() {
-            let (stamp, delete) = match op {
-                NetOp::Insert(_, time) | NetOp::Update(_, time) => (time as Millis, false),
-                NetOp::Delete(_) => (0, true),
+            let stamp = match op {
+                NetOp::Insert(_, time) | NetOp::Update(_, time) => time as Millis,
+                NetOp::Delete(_) => 0,
             };
             let Some((table, values)) = table_and_values(op.row(), stamp) else {
                 continue;
             };
-            let (upsert, delete_key) = &statements[table.name];
-            let executed = if delete {
-                let key = table.key_positions().into_iter().map(|i| &values[i]);
-                transaction
-                    .prepare_cached(delete_key)?
-                    .execute(params_from_iter(key))
-            } else {
-                transaction
-                    .prepare_cached(upsert)?
-                    .execute(params_from_iter(&values))
+            let statements = &statements[table.name];
+            let executed = match op {
+                NetOp::Delete(_) => {
+                    let key = table.key_positions().into_iter().map(|i| &values[i]);
+                    transaction
+                        .prepare_cached(&statements.delete)?
+                        .execute(params_from_iter(key))
+                }
+                NetOp::Insert(..) => transaction
+                    .prepare_cached(&statements.insert)?
+                    .execute(params_from_iter(&values)),
+                NetOp::Update(..) => transaction
+                    .prepare_cached(&statements.upsert)?
+                    .execute(params_from_iter(&values)),
             };
             executed.map_err(|error| SinkError::Apply {
                 table: table.name,

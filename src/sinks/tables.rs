@@ -326,9 +326,9 @@ impl Table {
         )
     }
 
-    /// `INSERT … ON CONFLICT (key) DO UPDATE SET …` for one row, with `placeholder(n, kind)`
-    /// rendering the n-th (1-based) parameter.
-    pub fn upsert_sql(&self, placeholder: impl Fn(usize, Kind) -> String) -> String {
+    /// `INSERT …` for one row, with `placeholder(n, kind)` rendering the n-th (1-based)
+    /// parameter: it fails on a key the table holds.
+    pub fn insert_sql(&self, placeholder: impl Fn(usize, Kind) -> String) -> String {
         let params: Vec<String> = self
             .columns
             .iter()
@@ -336,9 +336,17 @@ impl Table {
             .map(|(i, (_, kind))| placeholder(i + 1, *kind))
             .collect();
         format!(
-            "INSERT INTO {{table}} ({}) VALUES ({}) {}",
+            "INSERT INTO {{table}} ({}) VALUES ({})",
             self.column_names().join(", "),
             params.join(", "),
+        )
+    }
+
+    /// `INSERT … ON CONFLICT (key) DO UPDATE SET …` for one row.
+    pub fn upsert_sql(&self, placeholder: impl Fn(usize, Kind) -> String) -> String {
+        format!(
+            "{} {}",
+            self.insert_sql(placeholder),
             self.on_conflict_update()
         )
     }
