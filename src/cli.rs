@@ -272,6 +272,14 @@ impl RunArgs {
         SinkTarget::resolve(self.sink.as_deref())
     }
 
+    /// Whether this run is one process of several. Every process must build the same dataflow,
+    /// and whether a process exports or writes a sink is its own option: so a multi-process
+    /// run always builds every table and routes the changes to worker 0 (in process 0), which
+    /// keeps what its own options ask for.
+    pub fn multi_process(&self) -> bool {
+        self.processes > 1
+    }
+
     /// Whether the input ends (a replay, or a generator with `--consumptions`).
     pub fn bounded(&self) -> bool {
         self.input.is_some() || self.consumptions.is_some()

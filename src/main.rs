@@ -97,7 +97,7 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
         bail!("--export needs bounded input: give --consumptions N or --input DIR");
     }
     let config = args
-        .run_config(args.export.is_some() || args.sink_ods_dwd)
+        .run_config(args.export.is_some() || args.sink_ods_dwd || args.multi_process())
         .map_err(anyhow::Error::msg)?;
     // Ctrl-C stops the sources; the run then drains and prints its totals.
     let stop = config.stop.clone();
@@ -142,8 +142,9 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
     let export = args.export.as_ref().map(|_| Materialized::default());
     // Worker 0 takes the sinks out of this slot when it starts; with neither, no changes leave.
     let slot = Mutex::new(Some(Tee(export, database)));
-    let wants_changes =
-        args.export.is_some() || args.sink_target().is_ok_and(|t| t != SinkTarget::None);
+    let wants_changes = args.export.is_some()
+        || args.sink_target().is_ok_and(|t| t != SinkTarget::None)
+        || args.multi_process();
     let make_sink = wants_changes.then_some(move || {
         slot.lock()
             .expect("the sink slot")

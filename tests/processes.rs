@@ -111,20 +111,44 @@ fn two_processes_export_what_one_worker_does(name: &str, args: &[&str]) {
     )
     .unwrap();
     let export = cluster.join("export");
-    let spawn = |process: &str| {
-        gridflow(args)
-            .args(["-n", "2", "-p", process, "-w", "1", "--hostfile"])
-            .arg(&hostfile)
-            .arg("--export")
-            .arg(&export)
-            .spawn()
-            .unwrap()
-    };
-    let mut zero = spawn("0");
-    let mut one = spawn("1");
-    assert!(zero.wait().unwrap().success());
-    assert!(one.wait().unwrap().success());
+    // As the README runs it: process 0 exports and writes its sink; process 1 has neither (it
+    // must build the same dataflow all the same, or the two wait for each other forever).
+    let mut zero = gridflow(args)
+        .args(["-n", "2", "-p", "0", "-w", "1", "--hostfile"])
+        .arg(&hostfile)
+        .arg("--export")
+        .arg(&export)
+        .spawn()
+        .unwrap();
+    let mut one = Command::new(env!("CARGO_BIN_EXE_gridflow"))
+        .args(["run", "--status-interval", "0", "--sink", "none"])
+        .args(args)
+        .args(["-n", "2", "-p", "1", "-w", "1", "--hostfile"])
+        .arg(&hostfile)
+        .spawn()
+        .unwrap();
+    assert!(
+        finishes_within_a_minute(&mut zero),
+        "process 0 failed or hung"
+    );
+    assert!(
+        finishes_within_a_minute(&mut one),
+        "process 1 failed or hung"
+    );
     assert_same_tables(&single, &export);
+}
+
+/// Whether `child` exits successfully within a minute (it is killed if not).
+fn finishes_within_a_minute(child: &mut std::process::Child) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.success();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    false
 }
 
 /// A port that was free a moment ago on the loopback interface.
