@@ -128,11 +128,11 @@ where
                 // One upsert per key and time: the sources send no more, and should two arrive
                 // anyway the greatest wins, as in differential's own upsert.
                 arrivals.sort();
-                arrivals.reverse();
-                arrivals.dedup_by(|later, earlier| later.0 == earlier.0);
-                arrivals.reverse();
-                for (key, row) in arrivals {
-                    expired += self.apply(time, key, row, changes);
+                let mut arrivals = arrivals.into_iter().peekable();
+                while let Some((key, row)) = arrivals.next() {
+                    if arrivals.peek().is_none_or(|(next, _)| *next != key) {
+                        expired += self.apply(time, key, row, changes);
+                    }
                 }
             }
         }

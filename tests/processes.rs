@@ -47,7 +47,8 @@ fn gridflow(args: &[&str]) -> Command {
     command
 }
 
-const GENERATOR_ARGS: [&str; 12] = [
+/// The options both generator runs share: seed, users, rows, the simulated clock.
+const COMMON_ARGS: [&str; 8] = [
     "--clock",
     "simulated",
     "--seed",
@@ -56,23 +57,14 @@ const GENERATOR_ARGS: [&str; 12] = [
     "40",
     "--consumptions",
     "2000",
-    "--user-rate",
-    "4",
-    "--window",
-    "1h",
 ];
 
-/// As [`GENERATOR_ARGS`], over about 70 minutes of source time with 5-minute windows that
-/// freeze 10 minutes after they end: windows freeze during the run, and rows arrive expired.
-const RETENTION_ARGS: [&str; 16] = [
-    "--clock",
-    "simulated",
-    "--seed",
-    "11",
-    "--users",
-    "40",
-    "--consumptions",
-    "2000",
+/// Hour windows, 4 user rows a second.
+const GENERATOR_ARGS: [&str; 4] = ["--user-rate", "4", "--window", "1h"];
+
+/// About 70 minutes of source time with 5-minute windows that freeze 10 minutes after they
+/// end: windows freeze during the run, and rows arrive expired.
+const RETENTION_ARGS: [&str; 8] = [
     "--user-rate",
     "0.2",
     "--consumption-rate",
@@ -93,7 +85,8 @@ fn two_processes_under_retention_export_what_one_worker_does() {
     two_processes_export_what_one_worker_does("proc_retention", &RETENTION_ARGS);
 }
 
-fn two_processes_export_what_one_worker_does(name: &str, args: &[&str]) {
+fn two_processes_export_what_one_worker_does(name: &str, options: &[&str]) {
+    let args = &[&COMMON_ARGS[..], options].concat();
     let single = scratch_dir(&format!("{name}_single"));
     let status = gridflow(args)
         .arg("--export")
