@@ -56,6 +56,9 @@ fn run(sink: &str, rows: u64) -> Round {
             "0",
             "-w",
             "2",
+            // the dataflow and the sink alone, each round a fresh job on a cleared sink
+            "--ephemeral",
+            "--reset",
         ])
         .args(["--consumptions", &rows.to_string()])
         .args(["--sink", sink, "--sink-schema", SCHEMA])

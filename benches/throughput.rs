@@ -142,7 +142,7 @@ fn main() {
         let output = Command::new(env!("CARGO_BIN_EXE_gridflow"))
             .current_dir(&scratch)
             .args(["run", "--clock", "simulated", "-w", "2"])
-            .args(["--status-interval", "2"])
+            .args(["--status-interval", "2", "--ephemeral"])
             .args(
                 ["--consumptions", &rows.to_string()]
                     .iter()

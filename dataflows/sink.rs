@@ -11,8 +11,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::StreamVec;
 
 use differential_dataflow::consolidation::consolidate;
 
@@ -94,42 +96,104 @@ pub trait ChangeSink {
 /// Routes `rows` to worker 0 and hands each completed time's changes to `sink` there. Every
 /// worker builds the operator; only worker 0 passes a sink. A sink that fails is handed to
 /// `on_failure` with its error and gets nothing more.
-pub fn sink<S: ChangeSink + 'static>(
-    rows: Table<'_, TableRow>,
-    mut sink: Option<Rc<RefCell<S>>>,
-    mut on_failure: impl FnMut(SinkError) + 'static,
+///
+/// With `durability`, a durable job's marks — `(worker, time)`: every input of that worker up
+/// to `time` is in its durable log, [`crate::durable`] — hold a completed change set back until
+/// every one of the `peers` workers has made its time durable: a sink never commits what a
+/// restart could not reproduce.
+pub fn sink<'scope, S: ChangeSink + 'static>(
+    rows: Table<'scope, TableRow>,
+    durability: Option<Marks<'scope>>,
+    sink: Option<Rc<RefCell<S>>>,
+    on_failure: impl FnMut(SinkError) + 'static,
 ) {
-    // Changes not yet complete, by time; the completed ones are always a prefix.
-    let mut pending: BTreeMap<Time, Vec<(TableRow, isize)>> = BTreeMap::new();
     let to_worker_zero = Exchange::new(|_: &(TableRow, Time, isize)| 0);
-    rows.inner
-        .sink(to_worker_zero, "sink.changes", move |(input, frontier)| {
-            input.for_each(|_, data| {
-                for (row, time, diff) in data.drain(..) {
-                    pending.entry(time).or_default().push((row, diff));
-                }
-            });
-            let mut applied = false;
-            while let Some(entry) = pending.first_entry() {
-                if frontier.less_equal(entry.key()) {
-                    break;
-                }
-                let (time, mut changes) = entry.remove_entry();
-                consolidate(&mut changes);
-                if let (Some(sink), false) = (&sink, changes.is_empty()) {
-                    sink.borrow_mut().apply(time, changes);
-                    applied = true;
-                }
-            }
-            if let (Some(failing), true) = (&sink, applied) {
-                let flushed = failing.borrow_mut().flush();
-                if let Err(error) = flushed {
-                    sink = None;
-                    on_failure(error);
-                }
-            }
-        });
+    let mut handoff = Handoff {
+        pending: BTreeMap::new(),
+        sink,
+        on_failure,
+    };
+    match durability {
+        None => {
+            rows.inner
+                .sink(to_worker_zero, "sink.changes", move |(input, frontier)| {
+                    input.for_each(|_, data| handoff.receive(data));
+                    handoff.hand_over(|time| !frontier.less_equal(time));
+                });
+        }
+        Some((marks, peers)) => {
+            let marks_to_worker_zero = Exchange::new(|_: &(usize, Time)| 0);
+            // The latest durable time of each worker (none yet: nothing is durable).
+            let mut durable: Vec<Option<Time>> = vec![None; peers];
+            rows.inner
+                .binary_frontier::<_, CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
+                    marks,
+                    to_worker_zero,
+                    marks_to_worker_zero,
+                    "sink.changes",
+                    move |capability, _| {
+                        drop(capability);
+                        move |(input, frontier), (marks, _), _| {
+                            input.for_each(|_, data| handoff.receive(data));
+                            marks.for_each(|_, data| {
+                                for (worker, time) in data.drain(..) {
+                                    let latest = &mut durable[worker];
+                                    *latest = Some(latest.map_or(time, |l| l.max(time)));
+                                }
+                            });
+                            let everywhere = durable.iter().copied().min().flatten();
+                            handoff.hand_over(|time| {
+                                !frontier.less_equal(time)
+                                    && everywhere.is_some_and(|durable| *time <= durable)
+                            });
+                        }
+                    },
+                );
+        }
+    }
 }
+
+/// The sink operator's state: the changes not handed over yet, and the sink they go to.
+struct Handoff<S, F> {
+    /// Changes not yet handed over, by time; the ones ready are always a prefix.
+    pending: BTreeMap<Time, Vec<(TableRow, isize)>>,
+    sink: Option<Rc<RefCell<S>>>,
+    on_failure: F,
+}
+
+impl<S: ChangeSink, F: FnMut(SinkError)> Handoff<S, F> {
+    fn receive(&mut self, data: &mut Vec<(TableRow, Time, isize)>) {
+        for (row, time, diff) in data.drain(..) {
+            self.pending.entry(time).or_default().push((row, diff));
+        }
+    }
+
+    /// Hands every ready time's consolidated changes to the sink, in time order, then flushes.
+    fn hand_over(&mut self, ready: impl Fn(&Time) -> bool) {
+        let mut applied = false;
+        while let Some(entry) = self.pending.first_entry() {
+            if !ready(entry.key()) {
+                break;
+            }
+            let (time, mut changes) = entry.remove_entry();
+            consolidate(&mut changes);
+            if let (Some(sink), false) = (&self.sink, changes.is_empty()) {
+                sink.borrow_mut().apply(time, changes);
+                applied = true;
+            }
+        }
+        if let (Some(failing), true) = (&self.sink, applied) {
+            let flushed = failing.borrow_mut().flush();
+            if let Err(error) = flushed {
+                self.sink = None;
+                (self.on_failure)(error);
+            }
+        }
+    }
+}
+
+/// Durability marks, `(worker, time)`, and how many workers send them.
+pub type Marks<'scope> = (StreamVec<'scope, Time, (usize, Time)>, usize);
 
 /// The consolidated changes of one completed logical time.
 pub type ChangeSet = (Time, Vec<(TableRow, isize)>);

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use std::collections::BTreeMap;
+
 use crate::csv_input::{Interleave, ReplayConfig};
+use crate::durable::DEFAULT_STATE_DIR;
 use crate::generator::GeneratorConfig;
 use crate::query::render::Format;
 use crate::query::{BusinessQuery, QueryOptions};
@@ -254,6 +257,37 @@ pub struct RunArgs {
     /// Seconds between status lines (0: none).
     #[arg(long, env = "GRIDFLOW_STATUS_INTERVAL", default_value_t = 5)]
     pub status_interval: u64,
+
+    /// The job's durable state: its input log, snapshots and identity. Running again with the
+    /// same state dir resumes the job where it stopped (or was killed). With several processes
+    /// each keeps DIR/process-P.
+    #[arg(long, env = "GRIDFLOW_STATE_DIR", value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+
+    /// Processing time between checkpoints: each worker makes its input log durable (fsync),
+    /// and the sinks commit what is durable. Also every 500,000 logged rows.
+    #[arg(long, env = "GRIDFLOW_CHECKPOINT_INTERVAL", default_value = "10s",
+          value_parser = parse_positive_duration)]
+    pub checkpoint_interval: Millis,
+
+    /// Start the job over: clear the state dir and the sink's tables first.
+    #[arg(long, env = "GRIDFLOW_RESET")]
+    pub reset: bool,
+
+    /// Keep no state dir: nothing is logged, and the job cannot be resumed (benchmarks of the
+    /// dataflow alone, throwaway runs). Its sink still holds one job's rows: a second
+    /// ephemeral job needs `--reset` (or another sink).
+    #[arg(long, env = "GRIDFLOW_EPHEMERAL")]
+    pub ephemeral: bool,
+}
+
+/// A duration of at least a millisecond.
+fn parse_positive_duration(text: &str) -> Result<Millis, String> {
+    let millis = parse_duration_millis(text)?;
+    if millis <= 0 {
+        return Err(format!("{text:?} must be longer than zero"));
+    }
+    Ok(millis)
 }
 
 /// On the simulated clock, the default tick spans about this many consumption rows.
@@ -308,13 +342,19 @@ impl RunArgs {
         })
     }
 
+    /// The source clock's first instant when `--start` is not given: now on the wall clock
+    /// (rounded down to a tick), else [`DEFAULT_SIMULATED_START`].
+    pub fn default_start(&self) -> Millis {
+        match self.effective_clock() {
+            Clock::Wall => now_millis() - now_millis().rem_euclid(self.effective_tick()),
+            Clock::Simulated => DEFAULT_SIMULATED_START,
+        }
+    }
+
     /// The source these options describe.
     pub fn source(&self) -> SourceSpec {
         let tick = self.effective_tick();
-        let start = self.start.unwrap_or_else(|| match self.effective_clock() {
-            Clock::Wall => now_millis() - now_millis().rem_euclid(tick),
-            Clock::Simulated => DEFAULT_SIMULATED_START,
-        });
+        let start = self.start.unwrap_or_else(|| self.default_start());
         match &self.input {
             Some(dir) => SourceSpec::Replay(ReplayConfig {
                 dir: dir.clone(),
@@ -351,7 +391,57 @@ impl RunArgs {
             progress_rows: self.progress_rows as usize,
             sink_ods_and_dwd,
             stop: Default::default(),
+            durability: None,
         })
+    }
+
+    /// The options that define the job, by their command-line names: a restart must give the
+    /// same ones (`--start` as the job recorded it, when not given). `input_fingerprint`
+    /// describes a replay's files, so a changed input is a different job.
+    pub fn job_options(&self, input_fingerprint: Option<String>) -> BTreeMap<String, String> {
+        let mut options = BTreeMap::new();
+        let mut put = |name: &str, value: String| {
+            options.insert(name.to_string(), value);
+        };
+        let millis = |value: Millis| format!("{value}ms");
+        match self.source() {
+            SourceSpec::Replay(replay) => {
+                let files = input_fingerprint.unwrap_or_default();
+                put("--input", format!("{} ({files})", replay.dir.display()));
+                put("--replay-batch", replay.batch_rows.to_string());
+                put("--interleave", format!("{:?}", replay.interleave));
+                put("--start", crate::values::format_millis(replay.start));
+                put("--tick", millis(replay.tick));
+            }
+            SourceSpec::Generator(generator) => {
+                put("--seed", generator.seed.to_string());
+                put("--users", generator.users.to_string());
+                put(
+                    "--consumptions",
+                    generator
+                        .consumptions
+                        .map_or(String::new(), |n| n.to_string()),
+                );
+                put("--user-rate", generator.user_rate.to_string());
+                put("--consumption-rate", generator.consumption_rate.to_string());
+                put("--no-user-updates", (!generator.user_updates).to_string());
+                put("--regions", generator.regions.to_string());
+                put("--start", crate::values::format_millis(generator.start));
+                put("--tick", millis(generator.tick));
+                put(
+                    "--clock",
+                    format!("{:?}", self.effective_clock()).to_lowercase(),
+                );
+            }
+            SourceSpec::Scripted(_) => {}
+        }
+        put("--window", millis(self.window));
+        put("--retention", self.retention.map_or(String::new(), millis));
+        put("--workers", self.workers.to_string());
+        put("--processes", self.processes.to_string());
+        put("--sink-ods-dwd", self.sink_ods_dwd.to_string());
+        put("--export", self.export.is_some().to_string());
+        options
     }
 
     /// Threads, processes and serialization as timely's configuration.

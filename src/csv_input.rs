@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::rows::{Consumption, ConsumptionId, Millis, User, UserId};
-use crate::source::{last_upsert_wins, owner_of, Source, Tick, Time, Upsert};
+use crate::source::{last_upsert_wins, owner_of, Source, SourcePosition, Tick, Time, Upsert};
 use crate::values::{parse_cents, parse_millis};
 
 /// The number of columns of `power_user` (SPEC §1).
@@ -160,6 +160,29 @@ impl CsvReplay {
 }
 
 impl Source for CsvReplay {
+    fn position(&self) -> SourcePosition {
+        SourcePosition::Replay {
+            next_batch: self.next_batch,
+        }
+    }
+
+    /// Hands out (and drops) every batch before the position's.
+    fn resume(&mut self, position: SourcePosition) -> Result<(), String> {
+        let SourcePosition::Replay { next_batch } = position else {
+            return Err(format!("{position:?} is not a position of a CSV replay"));
+        };
+        if next_batch > self.batches() {
+            return Err(format!(
+                "the job had read {next_batch} batches, but the input has only {}",
+                self.batches()
+            ));
+        }
+        while self.next_batch < next_batch {
+            self.next_tick();
+        }
+        Ok(())
+    }
+
     fn next_tick(&mut self) -> Option<Tick> {
         if self.next_batch >= self.batches() {
             return None;
@@ -185,6 +208,30 @@ impl Source for CsvReplay {
 fn take_before<K, R>(rows: &mut VecDeque<(usize, Upsert<K, R>)>, end: usize) -> Vec<Upsert<K, R>> {
     let count = rows.partition_point(|(n, _)| *n < end);
     rows.drain(..count).map(|(_, upsert)| upsert).collect()
+}
+
+/// A short description of a replay's files — how many, their bytes, a checksum of their
+/// names and contents — so a job can tell its input from a changed one.
+pub fn fingerprint(dir: &Path) -> Result<String, ReplayError> {
+    let mut hasher = crc32fast::Hasher::new();
+    let (mut files, mut bytes) = (0, 0);
+    for table in ["users", "consumption"] {
+        for path in csv_files(&dir.join(table))? {
+            let content = std::fs::read(&path).map_err(|source| ReplayError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            hasher.update(table.as_bytes());
+            hasher.update(path.file_name().map_or(&[][..], |n| n.as_encoded_bytes()));
+            hasher.update(&content);
+            files += 1;
+            bytes += content.len();
+        }
+    }
+    Ok(format!(
+        "{files} files, {bytes} bytes, crc32 {:08x}",
+        hasher.finalize()
+    ))
 }
 
 /// The `*.csv` files of a directory in name order; a missing directory is an empty table.

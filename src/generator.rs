@@ -27,9 +27,10 @@
 
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
 
 use crate::rows::{Cents, Consumption, ConsumptionId, Millis, RegionId, User, UserId};
-use crate::source::{last_upsert_wins, owner_of, Source, Tick, Time, Upsert};
+use crate::source::{last_upsert_wins, owner_of, Source, SourcePosition, Tick, Time, Upsert};
 
 /// 2024-01-01T00:00:00 UTC in epoch milliseconds, the default generator clock at row 0.
 pub const DEFAULT_START: Millis = 1_704_067_200_000;
@@ -180,7 +181,7 @@ fn emit_time(start: Millis, rate: f64, index: u64) -> Option<Millis> {
 }
 
 /// The current state of one user, compact: its strings are derived when it is emitted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct UserState {
     /// `Some(j)` after a rename by user row `j`: the name is then `用户{id:04}-{j}`.
     rename: Option<u64>,
@@ -229,6 +230,14 @@ pub struct Generator {
     config: GeneratorConfig,
     worker: usize,
     peers: usize,
+    position: GeneratorPosition,
+}
+
+/// Where a generator stands: its clock (the next tick), its sequence counters and the state
+/// its next rows depend on. Every row draws from its own random stream, seeded by its index,
+/// so the counters are also the position in the random streams.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeneratorPosition {
     /// The next tick to produce.
     next_tick: u64,
     /// The next index of the user and consumption sequences.
@@ -270,11 +279,13 @@ impl Generator {
         Generator {
             worker,
             peers,
-            next_tick: 0,
-            next_user: 0,
-            next_consumption: 0,
-            users: vec![None; users],
-            meters: vec![None; users],
+            position: GeneratorPosition {
+                next_tick: 0,
+                next_user: 0,
+                next_consumption: 0,
+                users: vec![None; users],
+                meters: vec![None; users],
+            },
             config,
         }
     }
@@ -290,11 +301,12 @@ impl Generator {
         let mut rng = row_rng(config.seed, USER_STREAM, j);
         let user_id = if j < config.users {
             let user_id = j + 1;
-            self.users[j as usize] = Some(UserState::fresh(&mut rng, config.regions, time));
+            self.position.users[j as usize] =
+                Some(UserState::fresh(&mut rng, config.regions, time));
             user_id
         } else {
             let user_id = rng.random_range(1..=config.users);
-            let slot = &mut self.users[(user_id - 1) as usize];
+            let slot = &mut self.position.users[(user_id - 1) as usize];
             *slot = match *slot {
                 None => Some(UserState::fresh(&mut rng, config.regions, time)),
                 Some(_) if rng.random_bool(DELETE_PROBABILITY) => None,
@@ -331,7 +343,7 @@ impl Generator {
         };
         let user_id = user_id as UserId;
         self.owns(user_id).then(|| {
-            let row = self.users[(user_id - 1) as usize].map(|state| state.row(user_id));
+            let row = self.position.users[(user_id - 1) as usize].map(|state| state.row(user_id));
             (user_id, row)
         })
     }
@@ -355,7 +367,7 @@ impl Generator {
             .get(rng.random_range(0..=REMARKS.len()))
             .map(|r| r.to_string());
         let seed = config.seed;
-        let meter = &mut self.meters[(user_id - 1) as usize];
+        let meter = &mut self.position.meters[(user_id - 1) as usize];
         let before = *meter.get_or_insert_with(|| {
             row_rng(seed, METER_STREAM, user_id as u64).random_range(100_000..=999_999)
         });
@@ -377,13 +389,32 @@ impl Generator {
 }
 
 impl Source for Generator {
+    fn position(&self) -> SourcePosition {
+        SourcePosition::Generator(Box::new(self.position.clone()))
+    }
+
+    fn resume(&mut self, position: SourcePosition) -> Result<(), String> {
+        let SourcePosition::Generator(position) = position else {
+            return Err(format!("{position:?} is not a position of the generator"));
+        };
+        if position.users.len() != self.position.users.len() {
+            return Err(format!(
+                "the job generated {} users, these options {}",
+                position.users.len(),
+                self.position.users.len()
+            ));
+        }
+        self.position = *position;
+        Ok(())
+    }
+
     fn next_tick(&mut self) -> Option<Tick> {
         let limit = self.config.consumptions;
-        if limit.is_some_and(|n| self.next_consumption >= n) {
+        if limit.is_some_and(|n| self.position.next_consumption >= n) {
             return None;
         }
         let (start, tick) = (self.config.start, self.config.tick);
-        let end = start + (self.next_tick as Millis + 1) * tick;
+        let end = start + (self.position.next_tick as Millis + 1) * tick;
 
         let mut users = Vec::new();
         let user_rows_end = if self.config.user_updates {
@@ -391,24 +422,24 @@ impl Source for Generator {
         } else {
             self.config.users
         };
-        while let Some(time) = emit_time(start, self.config.user_rate, self.next_user)
-            .filter(|&time| time < end && self.next_user < user_rows_end)
+        while let Some(time) = emit_time(start, self.config.user_rate, self.position.next_user)
+            .filter(|&time| time < end && self.position.next_user < user_rows_end)
         {
-            users.extend(self.user_row(self.next_user, time));
-            self.next_user += 1;
+            users.extend(self.user_row(self.position.next_user, time));
+            self.position.next_user += 1;
         }
 
         let mut consumption = Vec::new();
-        while limit.is_none_or(|n| self.next_consumption < n) {
-            let i = self.next_consumption;
+        while limit.is_none_or(|n| self.position.next_consumption < n) {
+            let i = self.position.next_consumption;
             match emit_time(start, self.config.consumption_rate, i) {
                 Some(time) if time < end => consumption.extend(self.consumption_row(i, time)),
                 _ => break,
             }
-            self.next_consumption += 1;
+            self.position.next_consumption += 1;
         }
 
-        self.next_tick += 1;
+        self.position.next_tick += 1;
         Some(Tick {
             time: end as Time,
             users: last_upsert_wins(users),

@@ -2,7 +2,7 @@
 //! writes the export when the input is bounded.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,15 +10,20 @@ use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
 
 use gridflow::cli::{Cli, Command, QueryArgs, RunArgs};
-use gridflow::dataflows::sink::Materialized;
+use gridflow::csv_input::fingerprint;
+use gridflow::dataflows::sink::{ChangeSink, Materialized, TableRow};
+use gridflow::durable::export_log::DurableExport;
+use gridflow::durable::{JobRecord, StateDir, StateError};
 use gridflow::export::{write_errors, write_warehouse};
 use gridflow::metrics::{peak_memory_bytes, Metrics, MetricsSnapshot};
 use gridflow::query::{render, run_query};
-use gridflow::runtime::{run, RunError};
+use gridflow::runtime::{run, Durability, RunError};
 use gridflow::sinks::background::Background;
 use gridflow::sinks::postgres::Postgres;
 use gridflow::sinks::sqlite::Sqlite;
 use gridflow::sinks::{Database, DatabaseSink, SinkError, SinkTarget, Tee};
+use gridflow::source::Time;
+use gridflow::values::parse_millis;
 
 /// mimalloc: the arrangements allocate and free many small batches and strings; glibc's
 /// allocator spent a fifth of the run consolidating free lists (measured in docs/benchmarks.md).
@@ -26,6 +31,7 @@ use gridflow::sinks::{Database, DatabaseSink, SinkError, SinkTarget, Tee};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Exit codes (besides 0, and clap's 2 for bad options): a failure prints one line `error: …`.
+/// A sink or a state dir held by another running job is 3.
 mod exit {
     /// Any other failure.
     pub const FAILED: u8 = 1;
@@ -33,6 +39,10 @@ mod exit {
     pub const SINK_HELD: u8 = 3;
     /// The sink failed after its retries, or was taken over: the job stopped.
     pub const SINK_FAILED: u8 = 4;
+    /// The state dir is corrupt, or cannot be read or written.
+    pub const STATE_FAILED: u8 = 5;
+    /// The state dir or the sink belongs to another job (other options, other rows).
+    pub const OTHER_JOB: u8 = 6;
 }
 
 fn main() -> ExitCode {
@@ -57,21 +67,42 @@ fn main() -> ExitCode {
 
 /// The documented exit code of a failure.
 fn exit_code(error: &anyhow::Error) -> u8 {
-    let sink_error = error.chain().find_map(|cause| {
-        cause
-            .downcast_ref::<SinkError>()
-            .or_else(|| match cause.downcast_ref::<RunError>() {
-                Some(RunError::Sink(error)) => Some(error),
-                _ => None,
-            })
-    });
-    match sink_error {
-        Some(SinkError::Held { .. }) => exit::SINK_HELD,
-        Some(SinkError::GaveUp { .. } | SinkError::Stopped { .. } | SinkError::Fenced) => {
-            exit::SINK_FAILED
+    for cause in error.chain() {
+        let state_error =
+            cause
+                .downcast_ref::<StateError>()
+                .or_else(|| match cause.downcast_ref::<RunError>() {
+                    Some(RunError::State(error)) => Some(error),
+                    _ => None,
+                });
+        if let Some(error) = state_error {
+            return match error {
+                StateError::Held { .. } => exit::SINK_HELD,
+                StateError::OtherJob { .. } => exit::OTHER_JOB,
+                StateError::Io { .. }
+                | StateError::Corrupt { .. }
+                | StateError::SinkBehindSnapshot { .. } => exit::STATE_FAILED,
+            };
         }
-        _ => exit::FAILED,
+        let sink_error =
+            cause
+                .downcast_ref::<SinkError>()
+                .or_else(|| match cause.downcast_ref::<RunError>() {
+                    Some(RunError::Sink(error)) => Some(error),
+                    _ => None,
+                });
+        if let Some(error) = sink_error {
+            return match error {
+                SinkError::Held { .. } => exit::SINK_HELD,
+                SinkError::OtherJob { .. } => exit::OTHER_JOB,
+                SinkError::GaveUp { .. } | SinkError::Stopped { .. } | SinkError::Fenced => {
+                    exit::SINK_FAILED
+                }
+                _ => exit::FAILED,
+            };
+        }
     }
+    exit::FAILED
 }
 
 fn run_business_query(args: QueryArgs) -> anyhow::Result<()> {
@@ -92,11 +123,70 @@ fn run_business_query(args: QueryArgs) -> anyhow::Result<()> {
     }
 }
 
-fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
+fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
     if args.export.is_some() && !args.bounded() {
         bail!("--export needs bounded input: give --consumptions N or --input DIR");
     }
-    let config = args
+    // The state dir: locked for this run; it says which job this is, if it ran before.
+    let state = if args.ephemeral {
+        None
+    } else {
+        Some(StateDir::open(
+            &args.state_dir,
+            args.process as usize,
+            args.processes as usize,
+        )?)
+    };
+    if let (Some(state), true) = (&state, args.reset) {
+        state.clear()?;
+    }
+    let recorded = state.as_ref().map(StateDir::job).transpose()?.flatten();
+    // The job's clock: as recorded, or as given, or (a new job on the wall clock) now.
+    if args.start.is_none() {
+        let recorded_start = recorded
+            .as_ref()
+            .and_then(|job| job.options.get("--start"))
+            .map(|start| parse_millis(start))
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        args.start = Some(recorded_start.unwrap_or_else(|| args.default_start()));
+    }
+    let fingerprint = args
+        .input
+        .as_deref()
+        .map(fingerprint)
+        .transpose()
+        .context("cannot read the input")?;
+    let options = args.job_options(fingerprint);
+    let job = match (recorded, &state) {
+        (Some(job), Some(state)) => {
+            let differences = job.differences(&options);
+            if !differences.is_empty() {
+                return Err(StateError::OtherJob {
+                    dir: state.root().to_path_buf(),
+                    id: job.id,
+                    differences: differences.join("; "),
+                }
+                .into());
+            }
+            eprintln!(
+                "resuming job {} (started {} UTC) from {}",
+                job.id,
+                job.created,
+                state.root().display()
+            );
+            job
+        }
+        (_, state) => {
+            let job = JobRecord::new(options);
+            if let Some(state) = state {
+                state.write_job(&job)?;
+            }
+            job
+        }
+    };
+
+    let mut config = args
         .run_config(args.export.is_some() || args.sink_ods_dwd || args.multi_process())
         .map_err(anyhow::Error::msg)?;
     // Ctrl-C stops the sources; the run then drains and prints its totals.
@@ -104,8 +194,7 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
     ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))
         .context("cannot install the Ctrl-C handler")?;
     let metrics = Arc::new(Metrics::default());
-    let finished = Arc::new(AtomicBool::new(false));
-    let status = spawn_status_line(&metrics, &finished, args.status_interval);
+    let checkpoint_interval = Duration::from_millis(args.checkpoint_interval as u64);
 
     let target = args.sink_target().map_err(anyhow::Error::msg)?;
     // Only process 0 runs worker 0, where changes leave: only it opens the sink.
@@ -126,11 +215,25 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
         )),
         SinkTarget::None => None,
     };
+    // How far each sink has committed, for the job's checkpoints and restarts.
+    let mut committed = Vec::new();
     let database = match database {
         Some(database) => {
-            let sink = DatabaseSink::new(database, args.sink_ods_dwd)
+            let sink_committed = Arc::new(AtomicU64::new(0));
+            committed.push(sink_committed.clone());
+            let durable_job = (!args.ephemeral).then_some(job.id.as_str());
+            let mut sink = DatabaseSink::for_job(database, args.sink_ods_dwd, durable_job)
                 .context("cannot read the sink's progress")?
-                .with_metrics(metrics.clone());
+                .with_metrics(metrics.clone())
+                .with_committed(sink_committed);
+            if args.reset {
+                sink.reset().context("cannot clear the sink's tables")?;
+            }
+            if let Err(error) = sink.adopt(&job.id) {
+                // Not this job's sink: give the lease back at once for the job it is.
+                let _ = sink.release();
+                return Err(error.into());
+            }
             if let Some(upto) = sink.applied_upto() {
                 eprintln!("the sink has applied up to logical time {upto}; earlier change sets are skipped");
             }
@@ -139,7 +242,25 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let export = args.export.as_ref().map(|_| Materialized::default());
+    let export = match (&args.export, &state) {
+        (None, _) => None,
+        (Some(_), None) => Some(Export::Plain(Materialized::default())),
+        (Some(_), Some(state)) => {
+            let export_committed = Arc::new(AtomicU64::new(0));
+            committed.push(export_committed.clone());
+            let export =
+                DurableExport::open(&state.export_log(), checkpoint_interval, export_committed)?;
+            Some(Export::Durable(Box::new(export)))
+        }
+    };
+    config.durability = state.map(|state| Durability {
+        state: Arc::new(state),
+        checkpoint_interval,
+        committed,
+    });
+    let finished = Arc::new(AtomicBool::new(false));
+    let status = spawn_status_line(&metrics, &finished, args.status_interval);
+
     // Worker 0 takes the sinks out of this slot when it starts; with neither, no changes leave.
     let slot = Mutex::new(Some(Tee(export, database)));
     let wants_changes = args.export.is_some()
@@ -164,6 +285,7 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
     // The run is done when the database holds its last change set; a sink failure is raised here.
     let draining = Instant::now();
     let database = database.map(Background::finish).transpose()?;
+    let export = export.map(Export::finish).transpose()?;
     let elapsed = outcome.elapsed + draining.elapsed();
 
     let totals = metrics.snapshot();
@@ -207,6 +329,38 @@ fn run_warehouse(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("exported {} tables to {}", 6, dir.display());
     }
     Ok(())
+}
+
+/// The export's sink: its tables in memory, and in a durable job its change log.
+enum Export {
+    Plain(Materialized),
+    Durable(Box<DurableExport>),
+}
+
+impl Export {
+    /// The final tables (the change log made durable).
+    fn finish(self) -> Result<Materialized, StateError> {
+        match self {
+            Export::Plain(tables) => Ok(tables),
+            Export::Durable(export) => export.finish(),
+        }
+    }
+}
+
+impl ChangeSink for Export {
+    fn apply(&mut self, time: Time, changes: Vec<(TableRow, isize)>) {
+        match self {
+            Export::Plain(tables) => tables.apply(time, changes),
+            Export::Durable(export) => export.apply(time, changes),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        match self {
+            Export::Plain(tables) => tables.flush(),
+            Export::Durable(export) => export.flush(),
+        }
+    }
 }
 
 /// Prints a status line every `interval_seconds` until `finished` is set.

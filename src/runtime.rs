@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,13 +24,17 @@ use differential_dataflow::AsCollection;
 use crate::csv_input::{CsvReplay, ReplayConfig, ReplayError, RowError};
 use crate::dataflows::sink::{leaving, sink, ChangeSink, TableRow};
 use crate::dataflows::{warehouse, Table};
+use crate::durable::feed::ProgressFeed;
+use crate::durable::log::{Recovered, WorkerLog};
+use crate::durable::restart::replay_ticks;
+use crate::durable::{StateDir, StateError};
 use crate::generator::{Generator, GeneratorConfig};
 use crate::late::count_late_rows;
 use crate::metrics::Metrics;
 use crate::retention::Retention;
 use crate::rows::{Consumption, ConsumptionId, Millis, User, UserId};
 use crate::sinks::SinkError;
-use crate::source::{Scripted, Source, Time};
+use crate::source::{Scripted, Source, Tick, Time};
 
 /// Which clock paces the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -69,6 +73,46 @@ pub struct RunConfig {
     /// Set to stop the sources: every worker stops reading input, and the run ends once the
     /// dataflow has caught up with what was read (Ctrl-C on an unbounded run).
     pub stop: Arc<AtomicBool>,
+    /// A durable job: input log, checkpoints, snapshots and restart. `None`: nothing outlives
+    /// the process.
+    pub durability: Option<Durability>,
+}
+
+/// How a durable job keeps its state ([`crate::durable`]).
+#[derive(Clone, Debug)]
+pub struct Durability {
+    /// This process's state dir, locked.
+    pub state: Arc<StateDir>,
+    /// Processing time between checkpoints of each worker's log.
+    pub checkpoint_interval: Duration,
+    /// On process 0: how far each sink has committed (0: nothing yet), kept current by the
+    /// sinks. Empty when the job has no sink.
+    pub committed: Vec<Arc<AtomicU64>>,
+}
+
+impl Durability {
+    /// How far every sink has committed; `Time::MAX` when there is none.
+    fn committed(&self) -> Time {
+        self.committed
+            .iter()
+            .map(|c| c.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(Time::MAX)
+    }
+}
+
+/// The global indices of this process's workers.
+fn local_workers(config: &timely::Config) -> std::ops::Range<usize> {
+    use timely::CommunicationConfig;
+    match &config.communication {
+        CommunicationConfig::Thread => 0..1,
+        CommunicationConfig::Process(threads) | CommunicationConfig::ProcessBinary(threads) => {
+            0..*threads
+        }
+        CommunicationConfig::Cluster {
+            threads, process, ..
+        } => process * threads..(process + 1) * threads,
+    }
 }
 
 /// The message of a panic payload (a `String` or `&str`, as `panic!` makes them).
@@ -94,6 +138,9 @@ pub enum RunError {
     /// The sink failed; the job stopped reading input and drained.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// The state dir could not be read or written; the job stopped reading input and drained.
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 /// What a finished run leaves: worker 0's sink (in process 0) and the process's counters.
@@ -123,6 +170,12 @@ where
     // A sink failure, recorded on worker 0; the job then stops reading input.
     let sink_failure: Arc<Mutex<Option<SinkError>>> = Arc::default();
     let worker_sink_failure = sink_failure.clone();
+    // A failure of a worker's log; the job then stops reading input.
+    let state_failure: Arc<Mutex<Option<StateError>>> = Arc::default();
+    let worker_state_failure = state_failure.clone();
+    let logs = Arc::new(Mutex::new(open_logs(&config)?));
+    // How far the sinks have committed, as this process last heard: the compactors fold up to it.
+    let heard_committed = Arc::new(AtomicU64::new(0));
     let guards = timely::execute(config.timely.clone(), move |worker| {
         let body = AssertUnwindSafe(|| -> Result<Option<S>, String> {
             let index = worker.index();
@@ -143,18 +196,51 @@ where
                     Vec::new(),
                 ),
             };
+            let fail = |error: StateError| {
+                let mut failure = worker_state_failure
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                failure.get_or_insert(error);
+                config.stop.store(true, Ordering::Relaxed);
+            };
+            // A durable job: the worker's log, and what it holds from earlier runs.
+            let mut durable = None;
+            if let Some(durability) = &config.durability {
+                let (log, recovered) = logs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter_mut()
+                    .find(|(worker, _)| *worker == index)
+                    .and_then(|(_, slot)| slot.take())
+                    .ok_or("the worker's log was not opened")?;
+                let mut feed = ProgressFeed::build(worker);
+                feed.publish(durability.committed());
+                let committed = feed.wait(worker);
+                heard_committed.fetch_max(committed, Ordering::AcqRel);
+                let replay =
+                    resume(&mut *source, index, recovered, committed).unwrap_or_else(|error| {
+                        fail(error);
+                        Vec::new()
+                    });
+                durable = Some(Durable {
+                    durability,
+                    log,
+                    feed,
+                    heard_committed: heard_committed.clone(),
+                    replay,
+                });
+            }
             let sink_cell: Option<Rc<RefCell<S>>> = match (index, make_sink.as_ref()) {
                 (0, Some(make)) => Some(Rc::new(RefCell::new(make()))),
                 _ => None,
             };
             let collect = make_sink.is_some();
 
-            let mut users_input: InputHandle<Time, (UserId, Option<User>, Time)> =
-                InputHandle::new();
-            let mut consumption_input: InputHandle<
-                Time,
-                (ConsumptionId, Option<Consumption>, Time),
-            > = InputHandle::new();
+            let mut inputs = Inputs {
+                users: InputHandle::new(),
+                consumption: InputHandle::new(),
+                marks: durable.is_some().then(InputHandle::new),
+            };
             let mut errors_input: InputHandle<Time, (RowError, Time, isize)> = InputHandle::new();
             let probe = ProbeHandle::new();
             let retention = config.retention;
@@ -163,8 +249,9 @@ where
             let operator_sink = sink_cell.clone();
             worker.dataflow::<Time, _, _>(|scope| {
                 let errors = scope.input_from(&mut errors_input).as_collection();
-                let users = scope.input_from(&mut users_input);
-                let consumption = scope.input_from(&mut consumption_input);
+                let users = scope.input_from(&mut inputs.users);
+                let consumption = scope.input_from(&mut inputs.consumption);
+                let marks = inputs.marks.as_mut().map(|marks| scope.input_from(marks));
                 let m = &worker_metrics;
                 let layers = warehouse(
                     users,
@@ -207,10 +294,15 @@ where
                     let rows = differential_dataflow::collection::concatenate(scope, rows);
                     let failure = worker_sink_failure.clone();
                     let stop = config.stop.clone();
-                    sink(rows, operator_sink, move |error| {
-                        *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
-                        stop.store(true, Ordering::Relaxed);
-                    });
+                    sink(
+                        rows,
+                        marks.map(|marks| (marks, peers)),
+                        operator_sink,
+                        move |error| {
+                            *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+                            stop.store(true, Ordering::Relaxed);
+                        },
+                    );
                 }
             });
 
@@ -221,17 +313,26 @@ where
                 errors_input.send((error, 0, 1));
             }
             drop(errors_input);
-            drive(
+            let failed = drive(
                 worker,
                 &mut *source,
-                &mut users_input,
-                &mut consumption_input,
+                &mut inputs,
+                durable.as_mut(),
                 &probe,
                 &config,
                 &metrics,
             );
-            drop(users_input);
-            drop(consumption_input);
+            if let Err(error) = failed {
+                fail(error);
+            }
+            drop(inputs);
+            if let Some(durable) = durable {
+                let Durable { mut feed, log, .. } = durable;
+                feed.close();
+                if let Err(error) = log.close() {
+                    fail(error);
+                }
+            }
             while worker.has_dataflows() {
                 worker.step_or_park(None);
             }
@@ -268,31 +369,174 @@ where
     {
         return Err(RunError::Sink(error));
     }
+    if let Some(error) = state_failure
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        return Err(RunError::State(error));
+    }
     Ok(RunOutcome {
         sink,
         elapsed: started.elapsed(),
     })
 }
 
-/// Feeds every tick of `source` into the inputs, paced by the clock, until the source ends.
+/// Each local worker's log, opened (and recovered) before the workers start, so a state dir
+/// that cannot be used fails the run before any dataflow exists. On process 0, a snapshot the
+/// sinks have not caught up with fails it too.
+#[allow(clippy::type_complexity)]
+fn open_logs(config: &RunConfig) -> Result<Vec<(usize, Option<(WorkerLog, Recovered)>)>, RunError> {
+    let Some(durability) = &config.durability else {
+        return Ok(Vec::new());
+    };
+    let workers = local_workers(&config.timely);
+    let committed = durability.committed();
+    let mut logs = Vec::new();
+    for index in workers.clone() {
+        let (log, recovered) = WorkerLog::open(
+            &durability.state.worker_dir(index),
+            durability.checkpoint_interval,
+            config.retention,
+            // The compactors of the process all follow what worker 0 last published.
+            Arc::new(AtomicU64::new(0)),
+        )?;
+        if let Some(reason) = &recovered.dropped_tail {
+            eprintln!("recovery: {reason}");
+        }
+        if workers.start == 0 {
+            if let Some(snapshot) = &recovered.snapshot {
+                if snapshot.time > committed {
+                    return Err(StateError::SinkBehindSnapshot {
+                        worker: index,
+                        snapshot: snapshot.time,
+                        committed,
+                    }
+                    .into());
+                }
+            }
+        }
+        logs.push((index, Some((log, recovered))));
+    }
+    Ok(logs)
+}
+
+/// Moves a restarted worker's source to its logged position and returns the ticks to feed
+/// before it goes on.
+fn resume(
+    source: &mut dyn Source,
+    worker: usize,
+    recovered: Recovered,
+    committed: Time,
+) -> Result<Vec<Tick>, StateError> {
+    if let Some((_, position)) = &recovered.checkpoint {
+        source
+            .resume(position.clone())
+            .map_err(|reason| StateError::Corrupt {
+                path: format!("the log of worker {worker}").into(),
+                reason: format!("its source position does not fit these options: {reason}"),
+            })?;
+    }
+    replay_ticks(worker, recovered, committed)
+}
+
+/// The inputs a worker feeds: the two source tables and, in a durable job, its durability
+/// marks for the sink.
+struct Inputs {
+    users: InputHandle<Time, (UserId, Option<User>, Time)>,
+    consumption: InputHandle<Time, (ConsumptionId, Option<Consumption>, Time)>,
+    marks: Option<InputHandle<Time, (usize, Time)>>,
+}
+
+impl Inputs {
+    fn advance_to(&mut self, time: Time) {
+        self.users.advance_to(time);
+        self.consumption.advance_to(time);
+        if let Some(marks) = &mut self.marks {
+            marks.advance_to(time);
+        }
+    }
+
+    fn flush(&mut self) {
+        self.users.flush();
+        self.consumption.flush();
+        if let Some(marks) = &mut self.marks {
+            marks.flush();
+        }
+    }
+
+    /// Tells the sink that this worker's input up to `time` is durable.
+    fn mark_durable(&mut self, worker: usize, time: Time) {
+        if let Some(marks) = &mut self.marks {
+            marks.send((worker, time));
+            marks.flush();
+        }
+    }
+}
+
+/// A worker's part of a durable job.
+struct Durable<'a> {
+    durability: &'a Durability,
+    log: WorkerLog,
+    feed: ProgressFeed,
+    heard_committed: Arc<AtomicU64>,
+    /// The ticks to feed before the source goes on (a restart's).
+    replay: Vec<Tick>,
+}
+
+impl Durable<'_> {
+    /// Worker 0 publishes the sinks' progress; every worker passes on what it heard to the
+    /// process's compactors.
+    fn share_progress(&mut self) {
+        self.feed.publish(self.durability.committed());
+        if let Some(committed) = self.feed.latest() {
+            self.heard_committed.fetch_max(committed, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Feeds every tick (a restart's replay, then the source's), paced by the clock, until the
+/// source ends or the job stops. In a durable job every tick from the source is logged before
+/// it is sent, and the log is checkpointed — and the sink told — as checkpoints fall due.
 fn drive(
     worker: &mut timely::worker::Worker,
     source: &mut dyn Source,
-    users_input: &mut InputHandle<Time, (UserId, Option<User>, Time)>,
-    consumption_input: &mut InputHandle<Time, (ConsumptionId, Option<Consumption>, Time)>,
+    inputs: &mut Inputs,
+    mut durable: Option<&mut Durable<'_>>,
     probe: &ProbeHandle<Time>,
     config: &RunConfig,
     metrics: &Metrics,
-) {
+) -> Result<(), StateError> {
+    let index = worker.index();
     // Batches sealed but not yet complete: the last time of each, and the instant it was sealed.
     let mut inflight: VecDeque<(Time, Instant)> = VecDeque::new();
-    let report_progress = worker.index() == 0;
+    let report_progress = index == 0;
     // Rows sent since the input frontier last advanced, and the last time they carry.
     let mut unsealed_rows = 0;
     let mut unsealed_time: Option<Time> = None;
-    while let Some(tick) = source.next_tick() {
+    let mut last_sealed: Option<Time> = None;
+    let replay = durable
+        .as_mut()
+        .map(|durable| std::mem::take(&mut durable.replay))
+        .unwrap_or_default();
+    // What a restart replays came from the log: it is durable already.
+    if let Some(time) = durable.as_ref().and_then(|d| d.log.durable()) {
+        inputs.mark_durable(index, time);
+    }
+    let mut replay = replay.into_iter();
+    loop {
         if config.stop.load(Ordering::Relaxed) {
             break;
+        }
+        let (tick, from_source) = match replay.next() {
+            Some(tick) => (tick, false),
+            None => match source.next_tick() {
+                Some(tick) => (tick, true),
+                None => break,
+            },
+        };
+        if let (Some(durable), true, false) = (durable.as_mut(), from_source, tick.is_empty()) {
+            durable.log.append(&tick)?;
         }
         if config.clock == Clock::Wall {
             wait_for_wall_clock(
@@ -305,26 +549,36 @@ fn drive(
             );
         }
         if unsealed_time.is_none() {
-            users_input.advance_to(tick.time);
-            consumption_input.advance_to(tick.time);
+            inputs.advance_to(tick.time);
         }
         Metrics::add(&metrics.ods_user_rows, tick.users.len() as u64);
         Metrics::add(&metrics.ods_consumption_rows, tick.consumption.len() as u64);
         unsealed_rows += tick.consumption.len() + USER_ROW_WEIGHT * tick.users.len();
         unsealed_time = Some(tick.time);
         for (key, row) in tick.users {
-            users_input.send((key, row, tick.time));
+            inputs.users.send((key, row, tick.time));
         }
         for (key, row) in tick.consumption {
-            consumption_input.send((key, row, tick.time));
+            inputs.consumption.send((key, row, tick.time));
         }
         // Every row carries its own tick's time; the frontier advances once per batch of rows
-        // on the simulated clock (each tick on the wall clock), which only changes how much
-        // work the dataflow sees at once, never the times of the results.
-        if config.clock == Clock::Wall || unsealed_rows >= config.progress_rows {
-            seal(users_input, consumption_input, tick.time, &mut inflight);
+        // on the simulated clock and while catching up (each tick on the wall clock once it is
+        // live), which only changes how much work the dataflow sees at once, never the times
+        // of the results.
+        let live =
+            config.clock == Clock::Wall && tick.time + CATCHING_UP_MILLIS >= now_millis() as Time;
+        if live || unsealed_rows >= config.progress_rows {
+            seal(inputs, tick.time, &mut inflight);
+            last_sealed = Some(tick.time);
             unsealed_rows = 0;
             unsealed_time = None;
+            if let Some(durable) = durable.as_mut() {
+                if from_source && durable.log.checkpoint_due(tick.time) {
+                    durable.log.checkpoint(tick.time, source.position())?;
+                    inputs.mark_durable(index, tick.time);
+                }
+                durable.share_progress();
+            }
             worker.step();
             retire_completed(probe, &mut inflight, metrics, report_progress);
             // Waiting for the dataflow (or a slow sink on worker 0) parks instead of spinning,
@@ -332,17 +586,36 @@ fn drive(
             while inflight.len() > config.max_inflight.max(1) {
                 worker.step_or_park(None);
                 retire_completed(probe, &mut inflight, metrics, report_progress);
+                if let Some(durable) = durable.as_mut() {
+                    durable.share_progress();
+                }
             }
         }
     }
     if let Some(time) = unsealed_time {
-        seal(users_input, consumption_input, time, &mut inflight);
+        seal(inputs, time, &mut inflight);
+        last_sealed = Some(time);
+    }
+    if let Some(durable) = durable.as_mut() {
+        // Everything read is made durable, and the sink may commit all this worker sent.
+        if let Some(time) = last_sealed.filter(|&time| durable.log.durable() < Some(time)) {
+            durable.log.checkpoint(time, source.position())?;
+        }
+        inputs.mark_durable(index, Time::MAX);
     }
     while !inflight.is_empty() && !probe.done() {
         worker.step_or_park(None);
         retire_completed(probe, &mut inflight, metrics, report_progress);
+        if let Some(durable) = durable.as_mut() {
+            durable.share_progress();
+        }
     }
+    Ok(())
 }
+
+/// On the wall clock, a tick more than this far behind the clock is caught up with in batches,
+/// as on the simulated clock (a restarted job's backlog), instead of one logical time each.
+const CATCHING_UP_MILLIS: Time = 1_000;
 
 /// How many consumption rows a user row weighs when a worker decides how much input to send
 /// before advancing the frontier. A user row that changes moves one DWS partial in every live
@@ -355,16 +628,9 @@ fn drive(
 pub const USER_ROW_WEIGHT: usize = 100;
 
 /// Advances the inputs past `time`, so the dataflow can complete every time up to it.
-fn seal(
-    users_input: &mut InputHandle<Time, (UserId, Option<User>, Time)>,
-    consumption_input: &mut InputHandle<Time, (ConsumptionId, Option<Consumption>, Time)>,
-    time: Time,
-    inflight: &mut VecDeque<(Time, Instant)>,
-) {
-    users_input.advance_to(time + 1);
-    consumption_input.advance_to(time + 1);
-    users_input.flush();
-    consumption_input.flush();
+fn seal(inputs: &mut Inputs, time: Time, inflight: &mut VecDeque<(Time, Instant)>) {
+    inputs.advance_to(time + 1);
+    inputs.flush();
     inflight.push_back((time, Instant::now()));
 }
 

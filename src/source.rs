@@ -10,6 +10,9 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
+use serde::{Deserialize, Serialize};
+
+use crate::generator::GeneratorPosition;
 use crate::rows::{Consumption, ConsumptionId, User, UserId};
 
 /// A logical time of the dataflow. Sources map their clock onto it (`docs/semantics.md`).
@@ -19,7 +22,7 @@ pub type Time = u64;
 pub type Upsert<K, R> = (K, Option<R>);
 
 /// The rows one worker introduces at one logical time.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tick {
     /// The logical time of every row in the tick: the source clock at the tick's end, in epoch
     /// milliseconds, which is also the instant processing-time columns report for it.
@@ -45,6 +48,25 @@ pub trait Source {
     /// The next tick, or `None` when the input is exhausted (bounded input only).
     /// Ticks come in strictly increasing time order.
     fn next_tick(&mut self) -> Option<Tick>;
+
+    /// Where the source stands: what a restarted job needs to go on producing exactly the
+    /// ticks this source would have produced next.
+    fn position(&self) -> SourcePosition;
+
+    /// Moves a fresh source (of the same options, worker and peers) to `position`; an error
+    /// says why the position cannot be this source's.
+    fn resume(&mut self, position: SourcePosition) -> Result<(), String>;
+}
+
+/// Where a source stands, as the input log records it at each checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourcePosition {
+    /// The generator's counters, clock and per-user state.
+    Generator(Box<GeneratorPosition>),
+    /// The next batch of a CSV replay.
+    Replay { next_batch: usize },
+    /// The next tick of a scripted source.
+    Scripted { next_tick: usize },
 }
 
 /// The worker (of `peers`) that reads and owns a key. Any deterministic function would do;
@@ -76,6 +98,7 @@ pub fn last_upsert_wins<K: Copy + Eq + Hash, R>(rows: Vec<Upsert<K, R>>) -> Vec<
 /// worker keeps the rows of the keys it owns, the last row of a key in a tick winning.
 pub struct Scripted {
     ticks: std::vec::IntoIter<Tick>,
+    next_tick: usize,
     worker: usize,
     peers: usize,
 }
@@ -85,6 +108,7 @@ impl Scripted {
     pub fn new(ticks: Vec<Tick>, worker: usize, peers: usize) -> Scripted {
         Scripted {
             ticks: ticks.into_iter(),
+            next_tick: 0,
             worker,
             peers,
         }
@@ -92,8 +116,26 @@ impl Scripted {
 }
 
 impl Source for Scripted {
+    fn position(&self) -> SourcePosition {
+        SourcePosition::Scripted {
+            next_tick: self.next_tick,
+        }
+    }
+
+    fn resume(&mut self, position: SourcePosition) -> Result<(), String> {
+        let SourcePosition::Scripted { next_tick } = position else {
+            return Err(format!("{position:?} is not a position of scripted input"));
+        };
+        while self.next_tick < next_tick {
+            self.next_tick()
+                .ok_or("the position is past the end of the script")?;
+        }
+        Ok(())
+    }
+
     fn next_tick(&mut self) -> Option<Tick> {
         let tick = self.ticks.next()?;
+        self.next_tick += 1;
         let (worker, peers) = (self.worker, self.peers);
         let users = tick
             .users

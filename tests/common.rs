@@ -24,6 +24,14 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The gridflow binary, keeping its job's state in `state` (`--state-dir`): each test its
+/// own, so no two tests' jobs meet in one state dir.
+pub fn gridflow(state: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gridflow"));
+    command.env("GRIDFLOW_STATE_DIR", state);
+    command
+}
+
 /// A timely configuration of `workers` threads, serializing between them if asked.
 pub fn timely_config(workers: usize, serialize: bool) -> timely::Config {
     use timely::CommunicationConfig;
@@ -68,6 +76,7 @@ pub fn run_and_export_with(
         progress_rows,
         sink_ods_and_dwd: true,
         stop: Default::default(),
+        durability: None,
     };
     let metrics = Arc::new(Metrics::default());
     let outcome =

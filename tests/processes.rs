@@ -39,7 +39,9 @@ fn gridflow(args: &[&str]) -> Command {
     let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let database = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("processes-{run}.db"));
     let _ = std::fs::remove_file(&database);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gridflow"));
+    let state = database.with_extension("state");
+    let _ = std::fs::remove_dir_all(&state);
+    let mut command = crate::common::gridflow(&state);
     command
         .args(["run", "--status-interval", "0", "--sink"])
         .arg(format!("sqlite://{}", database.display()))
@@ -113,7 +115,7 @@ fn two_processes_export_what_one_worker_does(name: &str, options: &[&str]) {
         .arg(&export)
         .spawn()
         .unwrap();
-    let mut one = Command::new(env!("CARGO_BIN_EXE_gridflow"))
+    let mut one = crate::common::gridflow(&cluster.join("process-1-state"))
         .args(["run", "--status-interval", "0", "--sink", "none"])
         .args(args)
         .args(["-n", "2", "-p", "1", "-w", "1", "--hostfile"])

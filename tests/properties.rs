@@ -81,6 +81,7 @@ impl Params {
             progress_rows: self.progress_rows,
             sink_ods_and_dwd: true,
             stop: Default::default(),
+            durability: None,
         }
     }
 }

@@ -165,7 +165,9 @@ fn user_growth(since: Option<&str>) -> Rows {
 /// The gridflow binary with `DATABASE_URL` set to `database_url`, or unset, and no sink from the
 /// environment otherwise.
 fn gridflow_command(database_url: Option<&str>) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gridflow"));
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut command = crate::common::gridflow(&scratch_dir(&format!("queries_state_{run}")));
     command
         .env_remove("DATABASE_URL")
         .env_remove("GRIDFLOW_SINK");

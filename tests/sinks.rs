@@ -8,7 +8,7 @@ use std::process::Command;
 use gridflow::export::file_name;
 use gridflow::sinks::tables::{Table, ALL};
 
-use crate::common::{fixture_dir, scratch_dir};
+use crate::common::{fixture_dir, gridflow, scratch_dir};
 use crate::postgres_scratch::{postgres_url, ScratchSchema};
 
 /// The columns of a table's export file, as its header line.
@@ -46,8 +46,8 @@ fn table_as_csv(database: &Path, table: &Table) -> String {
 }
 
 /// Replays the fixture into the sink at `url`, with `extra` options; returns the run's stderr.
-fn replay_into_sink(url: &str, extra: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_gridflow"))
+fn replay_into_sink(url: &str, state: &Path, extra: &[&str]) -> String {
+    let output = gridflow(state)
         .args([
             "run",
             "--status-interval",
@@ -66,8 +66,10 @@ fn replay_into_sink(url: &str, extra: &[&str]) -> String {
     stderr
 }
 
+/// Replays the fixture into the SQLite file `database`, the job's state beside it.
 fn replay_into(database: &Path, extra: &[&str]) -> String {
-    replay_into_sink(&format!("sqlite://{}", database.display()), extra)
+    let state = database.with_extension("state");
+    replay_into_sink(&format!("sqlite://{}", database.display()), &state, extra)
 }
 
 fn assert_tables_match_the_fixture(database: &Path, tables: &[&Table]) {
@@ -222,6 +224,7 @@ fn the_postgresql_sink_holds_the_fixture_answer_in_every_table_with_exact_types(
     let url = postgres_url();
     replay_into_sink(
         &url,
+        &scratch_dir("sink_postgres_all_state"),
         &["-w", "2", "--sink-ods-dwd", "--sink-schema", &schema.name],
     );
     for table in ALL {
@@ -263,7 +266,7 @@ fn the_postgresql_sink_holds_the_fixture_answer_in_every_table_with_exact_types(
 fn the_postgresql_sink_survives_its_connection_being_killed_without_losing_or_doubling_a_change() {
     let mut schema = ScratchSchema::new("kill");
     let export = scratch_dir("sink_postgres_kill_export");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gridflow"))
+    let mut child = gridflow(&scratch_dir("sink_postgres_kill_state"))
         .args([
             "run",
             "--status-interval",
@@ -282,10 +285,12 @@ fn the_postgresql_sink_survives_its_connection_being_killed_without_losing_or_do
             "10",
             "--progress-rows",
             "20",
-            // Many small transactions to kill the connection in (the default tick would make
-            // this run a handful).
+            // Many small transactions to kill the connection in (the default tick and
+            // checkpoint interval would make this run a handful).
             "--tick",
             "1s",
+            "--checkpoint-interval",
+            "20ms",
         ])
         .args(["--sink", &postgres_url(), "--sink-schema", &schema.name])
         .arg("--export")
@@ -330,27 +335,30 @@ fn the_postgresql_sink_survives_its_connection_being_killed_without_losing_or_do
 fn a_second_job_on_the_same_sink_fails_clearly_while_the_first_holds_it() {
     let dir = scratch_dir("sink_lease");
     let url = format!("sqlite://{}", dir.join("warehouse.db").display());
-    let run = |extra: &[&str]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_gridflow"));
+    let run = |state: &str, extra: &[&str]| {
+        let mut command = gridflow(&dir.join(state));
         command
             .args(["run", "--status-interval", "0", "--sink", &url])
             .args(extra);
         command
     };
-    let first = run(&[
-        "--clock",
-        "wall",
-        "--tick",
-        "50ms",
-        "--consumption-rate",
-        "50",
-    ])
+    let first = run(
+        "first",
+        &[
+            "--clock",
+            "wall",
+            "--tick",
+            "50ms",
+            "--consumption-rate",
+            "50",
+        ],
+    )
     .stderr(std::process::Stdio::piped())
     .spawn()
     .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let bounded = ["--clock", "simulated", "--consumptions", "200"];
-    let second = run(&bounded).output().unwrap();
+    let second = run("second", &bounded).output().unwrap();
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert_eq!(
         second.status.code(),
@@ -370,12 +378,23 @@ fn a_second_job_on_the_same_sink_fails_clearly_while_the_first_holds_it() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    // A clean exit gives the lease up: the next job starts at once.
-    let third = run(&bounded).output().unwrap();
+    // A clean exit gives the lease up, but the tables are the first job's: another job may
+    // not mix its rows into them ...
+    let third = run("third", &bounded).output().unwrap();
+    let stderr = String::from_utf8_lossy(&third.stderr);
+    assert_eq!(third.status.code(), Some(6), "{stderr}");
     assert!(
-        third.status.success(),
+        stderr.contains("holds the tables of another job"),
+        "{stderr}"
+    );
+    // ... unless it starts over, clearing them; it starts at once, the lease being free.
+    let fourth = run("third", &[&bounded[..], &["--reset"]].concat())
+        .output()
+        .unwrap();
+    assert!(
+        fourth.status.success(),
         "{}",
-        String::from_utf8_lossy(&third.stderr)
+        String::from_utf8_lossy(&fourth.stderr)
     );
 }
 
@@ -387,14 +406,14 @@ fn a_job_whose_lease_was_taken_over_is_fenced_and_writes_nothing() {
     let path = dir.join("warehouse.db");
     let mut first = Sqlite::open(&path).unwrap();
     let mut second = Sqlite::open(&path).unwrap();
-    assert!(first.acquire("first", 0).unwrap());
+    assert!(first.acquire("first", 0, None).unwrap());
     first.apply(&[], 10, "first").unwrap();
     // The second job counts every holder as dead (as after a lapsed lease) and takes over.
     assert!(
-        !second.acquire("second", 0).unwrap(),
+        !second.acquire("second", 0, None).unwrap(),
         "a live holder keeps the lease"
     );
-    assert!(second.acquire("second", i64::MAX).unwrap());
+    assert!(second.acquire("second", i64::MAX, None).unwrap());
     assert!(matches!(
         first.apply(&[], 20, "first"),
         Err(SinkError::Fenced)
@@ -425,7 +444,8 @@ fn constraint_error_stops_the_job(name: &str, workers: &str) {
     let url = postgres_url();
     // A first run creates the tables; then they are emptied, the progress forgotten, and a
     // constraint added that the dashboard's rows break.
-    replay_into_sink(&url, &["--sink-schema", &schema.name]);
+    let first_state = scratch_dir(&format!("{name}_first_state"));
+    replay_into_sink(&url, &first_state, &["--sink-schema", &schema.name]);
     schema
         .client
         .batch_execute(&format!(
@@ -435,7 +455,7 @@ fn constraint_error_stops_the_job(name: &str, workers: &str) {
             s = schema.name
         ))
         .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_gridflow"))
+    let output = gridflow(&scratch_dir(&format!("{name}_state")))
         .args(["run", "--status-interval", "0", "--input"])
         .arg(fixture_dir().join("input"))
         .args(["--sink", &url, "--sink-schema", &schema.name, "-w", workers])

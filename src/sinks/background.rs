@@ -350,7 +350,12 @@ mod tests {
             Ok(())
         }
 
-        fn acquire(&mut self, _: &str, _: crate::rows::Millis) -> Result<bool, SinkError> {
+        fn acquire(
+            &mut self,
+            _: &str,
+            _: crate::rows::Millis,
+            _: Option<&str>,
+        ) -> Result<bool, SinkError> {
             Ok(true)
         }
 
@@ -359,6 +364,25 @@ mod tests {
         }
 
         fn release(&mut self, _: &str) -> Result<(), SinkError> {
+            Ok(())
+        }
+
+        fn job(&mut self) -> Result<Option<String>, SinkError> {
+            Ok(None)
+        }
+
+        fn claim(&mut self, _: &str, _: &str) -> Result<(), SinkError> {
+            Ok(())
+        }
+
+        fn holds_rows(&mut self) -> Result<bool, SinkError> {
+            Ok(!self.log.lock().unwrap().tables.is_empty())
+        }
+
+        fn clear(&mut self, _: &str) -> Result<(), SinkError> {
+            let mut log = self.log.lock().unwrap();
+            log.tables.clear();
+            log.progress = None;
             Ok(())
         }
     }

@@ -14,6 +14,7 @@ pub mod tables;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -131,6 +132,10 @@ pub enum SinkError {
     },
     #[error("another job has taken over this sink; this job stops without writing")]
     Fenced,
+    #[error(
+        "the sink holds the tables of another job ({job}): give this job its own sink (another file, or --sink-schema), or clear the sink and start over with --reset"
+    )]
+    OtherJob { job: String },
     /// A write the sink could not make: the job stops (a change set is never dropped).
     #[error("the sink stopped at logical time {upto}: {error}")]
     Stopped { upto: Time, error: Box<SinkError> },
@@ -159,9 +164,16 @@ pub trait Database {
     /// one transaction, and only if `owner` still holds the lease ([`SinkError::Fenced`]
     /// otherwise, with nothing written).
     fn apply(&mut self, ops: &[Vec<NetOp<'_>>], upto: Time, owner: &str) -> Result<(), SinkError>;
-    /// Takes the lease for `owner` unless a job with a heartbeat after `stale_before` holds it;
-    /// returns whether it was taken.
-    fn acquire(&mut self, owner: &str, stale_before: Millis) -> Result<bool, SinkError>;
+    /// Takes the lease for `owner` unless a job with a heartbeat after `stale_before` holds it
+    /// — or, for a durable `job`, unless a process of another job holds it (a process of the
+    /// same job is gone: it held the job's state dir, which this process has locked); returns
+    /// whether it was taken.
+    fn acquire(
+        &mut self,
+        owner: &str,
+        stale_before: Millis,
+        job: Option<&str>,
+    ) -> Result<bool, SinkError>;
     /// The job holding the lease and its last heartbeat.
     fn holder(&mut self) -> Result<Option<(String, Millis)>, SinkError>;
     /// Gives the lease up (a clean exit), if `owner` holds it.
@@ -170,26 +182,44 @@ pub trait Database {
     fn reconnect(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
+    /// The job whose tables these are, if one claimed them.
+    fn job(&mut self) -> Result<Option<String>, SinkError>;
+    /// Claims the tables for `job` (the lease is held by `owner`).
+    fn claim(&mut self, job: &str, owner: &str) -> Result<(), SinkError>;
+    /// Whether any table holds a row.
+    fn holds_rows(&mut self) -> Result<bool, SinkError>;
+    /// Empties every table and forgets the progress and the job (`--reset`), in one transaction,
+    /// if `owner` holds the lease.
+    fn clear(&mut self, owner: &str) -> Result<(), SinkError>;
 }
 
 /// The progress-and-lease statements of every backend, with `{progress}` for the table and
 /// `$n` parameters. One row per sink: how far it has applied, and which job holds it.
 pub mod progress_sql {
     pub const CREATE: &str = "CREATE TABLE IF NOT EXISTS {progress} (sink TEXT PRIMARY KEY,
-        applied_upto BIGINT, applied_at TEXT, owner TEXT, heartbeat BIGINT)";
+        applied_upto BIGINT, applied_at TEXT, owner TEXT, heartbeat BIGINT, job TEXT)";
     pub const READ: &str = "SELECT applied_upto FROM {progress} WHERE sink = $1";
     /// Takes the lease unless a live job holds it: `$1` sink, `$2` owner, `$3` now,
-    /// `$4` the heartbeat before which a holder counts as dead. Changes one row when taken.
+    /// `$4` the heartbeat before which a holder counts as dead, `$5` the durable job taking it
+    /// (whose earlier processes are dead) or NULL. Changes one row when taken.
     pub const ACQUIRE: &str = "INSERT INTO {progress} (sink, owner, heartbeat) VALUES ($1, $2, $3)
         ON CONFLICT (sink) DO UPDATE SET owner = excluded.owner, heartbeat = excluded.heartbeat
         WHERE gridflow_progress.owner IS NULL OR gridflow_progress.owner = excluded.owner
-           OR gridflow_progress.heartbeat < $4";
+           OR gridflow_progress.heartbeat < $4 OR gridflow_progress.job = $5";
     pub const HOLDER: &str = "SELECT owner, heartbeat FROM {progress} WHERE sink = $1";
     /// Records progress if this job still holds the lease (the fencing check): `$1` sink,
     /// `$2` time, `$3` its instant, `$4` now, `$5` owner. Changes one row, or none when fenced.
     pub const ADVANCE: &str = "UPDATE {progress} SET applied_upto = $2, applied_at = $3,
         heartbeat = $4 WHERE sink = $1 AND owner = $5";
     pub const RELEASE: &str = "UPDATE {progress} SET owner = NULL WHERE sink = $1 AND owner = $2";
+    /// The job column, added to progress tables that predate it.
+    pub const ADD_JOB: &str = "ALTER TABLE {progress} ADD COLUMN job TEXT";
+    pub const JOB: &str = "SELECT job FROM {progress} WHERE sink = $1";
+    /// `$1` sink, `$2` job, `$3` owner.
+    pub const CLAIM: &str = "UPDATE {progress} SET job = $2 WHERE sink = $1 AND owner = $3";
+    /// `$1` sink, `$2` owner.
+    pub const FORGET: &str = "UPDATE {progress} SET applied_upto = NULL, applied_at = NULL,
+        job = NULL WHERE sink = $1 AND owner = $2";
 }
 
 /// How long a job's lease on a sink outlives its last write: a job that died is taken over
@@ -218,8 +248,13 @@ impl Database for Box<dyn Database + Send> {
         (**self).reconnect()
     }
 
-    fn acquire(&mut self, owner: &str, stale_before: Millis) -> Result<bool, SinkError> {
-        (**self).acquire(owner, stale_before)
+    fn acquire(
+        &mut self,
+        owner: &str,
+        stale_before: Millis,
+        job: Option<&str>,
+    ) -> Result<bool, SinkError> {
+        (**self).acquire(owner, stale_before, job)
     }
 
     fn holder(&mut self) -> Result<Option<(String, Millis)>, SinkError> {
@@ -228,6 +263,22 @@ impl Database for Box<dyn Database + Send> {
 
     fn release(&mut self, owner: &str) -> Result<(), SinkError> {
         (**self).release(owner)
+    }
+
+    fn job(&mut self) -> Result<Option<String>, SinkError> {
+        (**self).job()
+    }
+
+    fn claim(&mut self, job: &str, owner: &str) -> Result<(), SinkError> {
+        (**self).claim(job, owner)
+    }
+
+    fn holds_rows(&mut self) -> Result<bool, SinkError> {
+        (**self).holds_rows()
+    }
+
+    fn clear(&mut self, owner: &str) -> Result<(), SinkError> {
+        (**self).clear(owner)
     }
 }
 
@@ -244,12 +295,25 @@ pub struct DatabaseSink<D: Database> {
     pub skipped: u64,
     /// Where the sink counts what it wrote, if anyone reads it.
     metrics: Option<Arc<Metrics>>,
+    /// Where it tells the job how far it has committed (0: nothing yet).
+    committed: Option<Arc<AtomicU64>>,
 }
 
 impl<D: Database> DatabaseSink<D> {
     /// Opens the sink, reading the progress an earlier run left. With `ods_and_dwd` it writes
     /// the ODS and DWD tables too.
-    pub fn new(mut database: D, ods_and_dwd: bool) -> Result<DatabaseSink<D>, SinkError> {
+    pub fn new(database: D, ods_and_dwd: bool) -> Result<DatabaseSink<D>, SinkError> {
+        DatabaseSink::for_job(database, ods_and_dwd, None)
+    }
+
+    /// As [`DatabaseSink::new`], for a process of the durable job `job`, which takes the lease
+    /// over at once from an earlier process of the same job (killed, or it would hold the
+    /// state dir).
+    pub fn for_job(
+        mut database: D,
+        ods_and_dwd: bool,
+        job: Option<&str>,
+    ) -> Result<DatabaseSink<D>, SinkError> {
         let owner = format!(
             "pid {} on {}, token {:016x}",
             std::process::id(),
@@ -257,7 +321,7 @@ impl<D: Database> DatabaseSink<D> {
             rand::random::<u64>()
         );
         let now = crate::runtime::now_millis();
-        if !database.acquire(&owner, now - LEASE_MILLIS)? {
+        if !database.acquire(&owner, now - LEASE_MILLIS, job)? {
             let (holder, heartbeat) = database.holder()?.unwrap_or_default();
             return Err(SinkError::Held {
                 owner: holder,
@@ -274,7 +338,41 @@ impl<D: Database> DatabaseSink<D> {
             pending: Net::new(ods_and_dwd),
             skipped: 0,
             metrics: None,
+            committed: None,
         })
+    }
+
+    /// Keeps `committed` at the time the sink has committed up to (0: nothing yet).
+    pub fn with_committed(mut self, committed: Arc<AtomicU64>) -> DatabaseSink<D> {
+        committed.store(self.applied_upto.unwrap_or(0), Ordering::Release);
+        self.committed = Some(committed);
+        self
+    }
+
+    /// Makes the tables `job`'s: they are already, or they are empty and no job has claimed
+    /// them. Tables of another job, or rows of no recorded job, are an error: a sink never
+    /// holds two jobs' rows.
+    pub fn adopt(&mut self, job: &str) -> Result<(), SinkError> {
+        match self.database.job()? {
+            Some(holder) if holder == job => Ok(()),
+            Some(holder) => Err(SinkError::OtherJob { job: holder }),
+            None if self.applied_upto.is_some() || self.database.holds_rows()? => {
+                Err(SinkError::OtherJob {
+                    job: "rows written without a job id".to_string(),
+                })
+            }
+            None => self.database.claim(job, &self.owner),
+        }
+    }
+
+    /// Empties the tables and forgets their progress and job (`--reset`).
+    pub fn reset(&mut self) -> Result<(), SinkError> {
+        self.database.clear(&self.owner)?;
+        self.applied_upto = None;
+        if let Some(committed) = &self.committed {
+            committed.store(0, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Counts the sink's row changes, transactions and write time into `metrics`.
@@ -351,6 +449,9 @@ impl<D: Database> DatabaseSink<D> {
                 .and_then(|()| self.retry_apply(&ops, last));
         }
         self.applied_upto = Some(last);
+        if let Some(committed) = &self.committed {
+            committed.store(last, Ordering::Release);
+        }
         if let Some(metrics) = &self.metrics {
             let written: usize = ops.iter().map(Vec::len).sum();
             Metrics::add(&metrics.sink_row_changes, written as u64);

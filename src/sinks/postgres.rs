@@ -51,6 +51,9 @@ struct Progress {
     holder: Statement,
     advance: Statement,
     release: Statement,
+    job: Statement,
+    claim: Statement,
+    forget: Statement,
 }
 
 fn column_type(kind: Kind) -> &'static str {
@@ -172,6 +175,10 @@ impl Postgres {
         let progress_table = format!("{schema}.gridflow_progress");
         let progress_statement = |sql: &str| sql.replace("{progress}", &progress_table);
         client.batch_execute(&progress_statement(progress_sql::CREATE))?;
+        client.batch_execute(
+            &progress_statement(progress_sql::ADD_JOB)
+                .replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS"),
+        )?;
         let mut statements = HashMap::new();
         for table in ALL {
             let stage = format!("gridflow_stage_{}", table.name);
@@ -202,6 +209,9 @@ impl Postgres {
             holder: client.prepare(&progress_statement(progress_sql::HOLDER))?,
             advance: client.prepare(&progress_statement(progress_sql::ADVANCE))?,
             release: client.prepare(&progress_statement(progress_sql::RELEASE))?,
+            job: client.prepare(&progress_statement(progress_sql::JOB))?,
+            claim: client.prepare(&progress_statement(progress_sql::CLAIM))?,
+            forget: client.prepare(&progress_statement(progress_sql::FORGET))?,
         };
         let postgres = Postgres {
             url: url.to_string(),
@@ -227,10 +237,15 @@ impl Database for Postgres {
             .map(|upto| upto as Time))
     }
 
-    fn acquire(&mut self, owner: &str, stale_before: Millis) -> Result<bool, SinkError> {
+    fn acquire(
+        &mut self,
+        owner: &str,
+        stale_before: Millis,
+        job: Option<&str>,
+    ) -> Result<bool, SinkError> {
         let changed = self.client.execute(
             &self.progress.acquire,
-            &[&SINK_NAME, &owner, &now_millis(), &stale_before],
+            &[&SINK_NAME, &owner, &now_millis(), &stale_before, &job],
         )?;
         Ok(changed == 1)
     }
@@ -249,6 +264,49 @@ impl Database for Postgres {
     fn release(&mut self, owner: &str) -> Result<(), SinkError> {
         self.client
             .execute(&self.progress.release, &[&SINK_NAME, &owner])?;
+        Ok(())
+    }
+
+    fn job(&mut self) -> Result<Option<String>, SinkError> {
+        let row = self.client.query_opt(&self.progress.job, &[&SINK_NAME])?;
+        Ok(row.and_then(|row| row.get::<_, Option<String>>(0)))
+    }
+
+    fn claim(&mut self, job: &str, owner: &str) -> Result<(), SinkError> {
+        let changed = self
+            .client
+            .execute(&self.progress.claim, &[&SINK_NAME, &job, &owner])?;
+        if changed != 1 {
+            return Err(SinkError::Fenced);
+        }
+        Ok(())
+    }
+
+    fn holds_rows(&mut self) -> Result<bool, SinkError> {
+        for table in ALL {
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM {}.{})",
+                self.schema, table.name
+            );
+            if self.client.query_one(&sql, &[])?.get::<_, bool>(0) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn clear(&mut self, owner: &str) -> Result<(), SinkError> {
+        let tables: Vec<String> = ALL
+            .iter()
+            .map(|table| format!("{}.{}", self.schema, table.name))
+            .collect();
+        let mut transaction = self.client.transaction()?;
+        transaction.batch_execute(&format!("TRUNCATE {}", tables.join(", ")))?;
+        let changed = transaction.execute(&self.progress.forget, &[&SINK_NAME, &owner])?;
+        if changed != 1 {
+            return Err(SinkError::Fenced);
+        }
+        transaction.commit()?;
         Ok(())
     }
 

@@ -80,6 +80,14 @@ impl Sqlite {
             connection.execute(&for_table(table.create_sql(column_type), table), [])?;
         }
         connection.execute(&progress_statement(progress_sql::CREATE), [])?;
+        let has_job: bool = connection.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('gridflow_progress') WHERE name = 'job')",
+            [],
+            |row| row.get(0),
+        )?;
+        if !has_job {
+            connection.execute(&progress_statement(progress_sql::ADD_JOB), [])?;
+        }
         let statements = ALL
             .iter()
             .map(|table| {
@@ -108,11 +116,16 @@ impl Database for Sqlite {
         Ok(upto.flatten().map(|upto| upto as Time))
     }
 
-    fn acquire(&mut self, owner: &str, stale_before: Millis) -> Result<bool, SinkError> {
+    fn acquire(
+        &mut self,
+        owner: &str,
+        stale_before: Millis,
+        job: Option<&str>,
+    ) -> Result<bool, SinkError> {
         let changed = self
             .connection
             .prepare_cached(&progress_statement(progress_sql::ACQUIRE))?
-            .execute(params![SINK_NAME, owner, now_millis(), stale_before])?;
+            .execute(params![SINK_NAME, owner, now_millis(), stale_before, job])?;
         Ok(changed == 1)
     }
 
@@ -129,6 +142,52 @@ impl Database for Sqlite {
         self.connection
             .prepare_cached(&progress_statement(progress_sql::RELEASE))?
             .execute(params![SINK_NAME, owner])?;
+        Ok(())
+    }
+
+    fn job(&mut self) -> Result<Option<String>, SinkError> {
+        let job: Option<Option<String>> = self
+            .connection
+            .prepare_cached(&progress_statement(progress_sql::JOB))?
+            .query_row(params![SINK_NAME], |row| row.get(0))
+            .optional()?;
+        Ok(job.flatten())
+    }
+
+    fn claim(&mut self, job: &str, owner: &str) -> Result<(), SinkError> {
+        let changed = self
+            .connection
+            .prepare_cached(&progress_statement(progress_sql::CLAIM))?
+            .execute(params![SINK_NAME, job, owner])?;
+        if changed != 1 {
+            return Err(SinkError::Fenced);
+        }
+        Ok(())
+    }
+
+    fn holds_rows(&mut self) -> Result<bool, SinkError> {
+        for table in ALL {
+            let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", table.name);
+            if self.connection.query_row(&sql, [], |row| row.get(0))? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn clear(&mut self, owner: &str) -> Result<(), SinkError> {
+        let transaction = self.connection.transaction()?;
+        for table in ALL {
+            transaction.execute(&format!("DELETE FROM {}", table.name), [])?;
+        }
+        let changed = transaction.execute(
+            &progress_statement(progress_sql::FORGET),
+            params![SINK_NAME, owner],
+        )?;
+        if changed != 1 {
+            return Err(SinkError::Fenced);
+        }
+        transaction.commit()?;
         Ok(())
     }
 
