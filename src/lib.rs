@@ -12,6 +12,7 @@ pub mod csv_input;
 pub mod durable;
 pub mod earliest;
 pub mod export;
+pub mod faults;
 pub mod generator;
 pub mod late;
 pub mod metrics;

@@ -173,9 +173,9 @@ where
     // A failure of a worker's log; the job then stops reading input.
     let state_failure: Arc<Mutex<Option<StateError>>> = Arc::default();
     let worker_state_failure = state_failure.clone();
-    let logs = Arc::new(Mutex::new(open_logs(&config)?));
     // How far the sinks have committed, as this process last heard: the compactors fold up to it.
     let heard_committed = Arc::new(AtomicU64::new(0));
+    let logs = Arc::new(Mutex::new(open_logs(&config, &heard_committed)?));
     let guards = timely::execute(config.timely.clone(), move |worker| {
         let body = AssertUnwindSafe(|| -> Result<Option<S>, String> {
             let index = worker.index();
@@ -386,7 +386,10 @@ where
 /// that cannot be used fails the run before any dataflow exists. On process 0, a snapshot the
 /// sinks have not caught up with fails it too.
 #[allow(clippy::type_complexity)]
-fn open_logs(config: &RunConfig) -> Result<Vec<(usize, Option<(WorkerLog, Recovered)>)>, RunError> {
+fn open_logs(
+    config: &RunConfig,
+    heard_committed: &Arc<AtomicU64>,
+) -> Result<Vec<(usize, Option<(WorkerLog, Recovered)>)>, RunError> {
     let Some(durability) = &config.durability else {
         return Ok(Vec::new());
     };
@@ -399,7 +402,7 @@ fn open_logs(config: &RunConfig) -> Result<Vec<(usize, Option<(WorkerLog, Recove
             durability.checkpoint_interval,
             config.retention,
             // The compactors of the process all follow what worker 0 last published.
-            Arc::new(AtomicU64::new(0)),
+            heard_committed.clone(),
         )?;
         if let Some(reason) = &recovered.dropped_tail {
             eprintln!("recovery: {reason}");

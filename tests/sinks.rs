@@ -17,7 +17,7 @@ fn export_header(table: &Table) -> String {
 }
 
 /// A table of the SQLite file as export-format CSV text (values are stored in that format).
-fn table_as_csv(database: &Path, table: &Table) -> String {
+pub fn table_as_csv(database: &Path, table: &Table) -> String {
     let columns = export_header(table);
     let connection = rusqlite::Connection::open(database).unwrap();
     let mut statement = connection
@@ -150,7 +150,7 @@ fn without_a_sink_option_the_run_writes_gridflow_db_in_the_working_directory() {
 }
 
 /// A table of `schema` as export-format CSV text, read with PostgreSQL's own formatting.
-fn postgres_table_as_csv(client: &mut postgres::Client, schema: &str, table: &Table) -> String {
+pub fn postgres_table_as_csv(client: &mut postgres::Client, schema: &str, table: &Table) -> String {
     use gridflow::sinks::tables::Kind;
     let columns = export_header(table);
     let select: Vec<String> = columns

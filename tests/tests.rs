@@ -1,6 +1,7 @@
 //! All integration tests in one binary, so the suite links once: a module per area.
 
 mod common;
+mod crash;
 mod fixture;
 mod postgres_scratch;
 mod private_postgres;

@@ -238,6 +238,7 @@ impl WorkerLog {
             time,
             position: &position,
         })?;
+        crate::faults::point("checkpoint");
         let (sequence, writer, bytes) = self.open.take().expect("written above");
         let path = segment_path(&self.dir, sequence);
         let io = |source| StateError::io(&path, source);
@@ -440,6 +441,7 @@ fn fold(dir: &Path, retention: Retention, segments: &[Closed]) -> Result<u64, St
     }
     let snapshot = state.finish(last.time, last.sequence, last.position.clone());
     let bytes = snapshot::write(dir, &snapshot)?;
+    crate::faults::point("fold");
     for segment in segments {
         std::fs::remove_file(&segment.path)
             .map_err(|source| StateError::io(&segment.path, source))?;

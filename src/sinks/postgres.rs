@@ -362,7 +362,9 @@ impl Database for Postgres {
         if advanced != 1 {
             return Err(SinkError::Fenced);
         }
+        crate::faults::point("commit");
         transaction.commit()?;
+        crate::faults::point("committed");
         Ok(())
     }
 }

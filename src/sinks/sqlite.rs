@@ -232,7 +232,9 @@ impl Database for Sqlite {
         if advanced != 1 {
             return Err(SinkError::Fenced);
         }
+        crate::faults::point("commit");
         transaction.commit()?;
+        crate::faults::point("committed");
         Ok(())
     }
 }

@@ -1,0 +1,332 @@
+//! Durable jobs against real crashes: `gridflow run` killed with SIGKILL — at random moments,
+//! and at chosen ones (inside a checkpoint, inside a sink transaction, between a commit and its
+//! acknowledgement, inside a snapshot fold) — and started again each time with the same
+//! command, must leave exactly what an uninterrupted run leaves: in the sink and in the export,
+//! no row lost, doubled or stale. And a wall-clock job stopped with Ctrl-C and started again
+//! resumes, its sink's DWS and ADS tables a recomputation of its ODS tables.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use gridflow::csv_input::{CsvReplay, Interleave, ReplayConfig};
+use gridflow::export::{table_files, write_warehouse};
+use gridflow::reference::recompute;
+use gridflow::sinks::tables::ALL;
+use gridflow::source::Source;
+
+use crate::common::{gridflow, scratch_dir};
+use crate::postgres_scratch::{postgres_url, ScratchSchema};
+use crate::sinks::{assert_postgres_tables_equal_the_export, postgres_table_as_csv, table_as_csv};
+
+/// The job every crash test runs: the generator on the simulated clock under `--retention 3h`,
+/// five and a half hours of source time, so windows freeze, rows expire and snapshots fold;
+/// one-minute logical times and frequent checkpoints, so there are many of each to die in.
+const JOB: [&str; 14] = [
+    "--clock",
+    "simulated",
+    "--seed",
+    "17",
+    "--consumptions",
+    "100000",
+    "--retention",
+    "3h",
+    "--tick",
+    "1m",
+    "--progress-rows",
+    "2000",
+    "-w",
+    "2",
+];
+
+/// How each crashing run dies: at a fault point of the process (`GRIDFLOW_KILL_AT`), or by a
+/// SIGKILL from outside after a delay.
+#[derive(Clone, Copy, Debug)]
+enum Death {
+    At(&'static str),
+    After(Duration),
+}
+
+/// The deaths of one test: every fault point, and kills from outside at moments drawn from a
+/// seed the failure message prints.
+fn deaths(seed: u64) -> Vec<Death> {
+    // splitmix64: a few well-spread delays without a dependency
+    let mut state = seed;
+    let mut delay = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Death::After(Duration::from_millis(400 + (z ^ (z >> 31)) % 1_200))
+    };
+    vec![
+        Death::At("checkpoint:3"),
+        delay(),
+        Death::At("commit:2"),
+        Death::At("committed:2"),
+        delay(),
+        Death::At("fold:1"),
+        delay(),
+        Death::At("checkpoint:7"),
+    ]
+}
+
+/// Runs the job once into `sink`, dying as `death` says (or not at all); returns how it ended
+/// and its stderr.
+fn run_and_die(
+    state: &Path,
+    sink: &[&str],
+    export: &Path,
+    death: Option<Death>,
+) -> (ExitStatus, String) {
+    let mut command = gridflow(state);
+    command
+        .args([
+            "run",
+            "--status-interval",
+            "0",
+            "--checkpoint-interval",
+            "50ms",
+        ])
+        .args(JOB)
+        .args(sink)
+        .arg("--export")
+        .arg(export)
+        .stderr(Stdio::piped());
+    if let Some(Death::At(point)) = death {
+        command.env("GRIDFLOW_KILL_AT", point);
+    }
+    let mut child = command.spawn().unwrap();
+    if let Some(Death::After(delay)) = death {
+        let deadline = Instant::now() + delay;
+        while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill(); // SIGKILL
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The export an uninterrupted run of the job writes.
+fn uninterrupted_export(name: &str) -> std::path::PathBuf {
+    let export = scratch_dir(&format!("{name}_uninterrupted"));
+    let output = gridflow(&scratch_dir(&format!("{name}_uninterrupted_state")))
+        .args([
+            "run",
+            "--status-interval",
+            "0",
+            "--ephemeral",
+            "--sink",
+            "none",
+        ])
+        .args(JOB)
+        .arg("--export")
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    export
+}
+
+/// Kills the job again and again, then lets it finish; returns the export of the last run.
+fn crash_and_finish(name: &str, sink: &[&str]) -> std::path::PathBuf {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let state = scratch_dir(&format!("{name}_state"));
+    let export = scratch_dir(&format!("{name}_export"));
+    let mut log = String::new();
+    let mut killed = 0;
+    for death in deaths(seed) {
+        let (status, stderr) = run_and_die(&state, sink, &export, Some(death));
+        log.push_str(&format!("--- {death:?}: {status}\n{stderr}"));
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("error:"),
+            "a run failed instead of recovering (seed {seed}):\n{log}"
+        );
+        match (death, status.signal()) {
+            (_, Some(9)) => killed += 1,
+            // A run from outside may finish before its kill; a fault point must be reached.
+            (Death::After(_), None) if status.success() => {}
+            _ => panic!("{death:?} ended as {status} (seed {seed}):\n{log}"),
+        }
+    }
+    assert!(
+        killed >= 5,
+        "only {killed} runs were killed (seed {seed}):\n{log}"
+    );
+    assert!(
+        log.contains("GRIDFLOW_KILL_AT: killed at fold"),
+        "no snapshot fold was interrupted (seed {seed}):\n{log}"
+    );
+    let (status, stderr) = run_and_die(&state, sink, &export, None);
+    assert!(
+        status.success(),
+        "the last run failed (seed {seed}):\n{log}\n{stderr}"
+    );
+    assert!(stderr.contains("resuming job"), "{stderr}");
+    export
+}
+
+/// Asserts that two exports hold the same files with the same contents.
+fn assert_same_export(actual: &Path, expected: &Path, context: &str) {
+    for file in table_files().chain(["errors.csv".to_string()]) {
+        let expected_text = std::fs::read_to_string(expected.join(&file)).unwrap();
+        let actual_text = std::fs::read_to_string(actual.join(&file)).unwrap();
+        assert!(
+            expected_text == actual_text,
+            "{file} {context} differs from an uninterrupted run's: {} rows against {}",
+            actual_text.lines().count(),
+            expected_text.lines().count()
+        );
+    }
+}
+
+#[test]
+fn a_job_killed_again_and_again_into_sqlite_ends_exactly_as_an_uninterrupted_one() {
+    let expected = uninterrupted_export("crash_sqlite");
+    let database = scratch_dir("crash_sqlite_db").join("warehouse.db");
+    let sink = format!("sqlite://{}", database.display());
+    let export = crash_and_finish("crash_sqlite", &["--sink", &sink]);
+    assert_same_export(&export, &expected, "after kills");
+    for table in &ALL[3..] {
+        let wanted = std::fs::read_to_string(expected.join(format!("{}.csv", table.name))).unwrap();
+        assert!(
+            table_as_csv(&database, table) == wanted,
+            "{} in SQLite differs from an uninterrupted run's",
+            table.name
+        );
+    }
+}
+
+#[test]
+fn a_job_killed_again_and_again_into_postgresql_ends_exactly_as_an_uninterrupted_one() {
+    let expected = uninterrupted_export("crash_postgres");
+    let mut schema = ScratchSchema::new("crash");
+    let url = postgres_url();
+    let export = crash_and_finish(
+        "crash_postgres",
+        &["--sink", &url, "--sink-schema", &schema.name],
+    );
+    assert_same_export(&export, &expected, "after kills");
+    assert_postgres_tables_equal_the_export(
+        &mut schema.client,
+        &schema.name,
+        &expected,
+        "after kills",
+    );
+}
+
+/// Sends SIGINT (Ctrl-C) to a run after `seconds` and waits for it; returns its stderr.
+fn interrupt_after(mut command: Command, seconds: u64) -> String {
+    let child = command.stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_wall_clock_job_stopped_with_ctrl_c_resumes_and_its_sink_equals_a_recomputation() {
+    let mut schema = ScratchSchema::new("ctrl_c");
+    let url = postgres_url();
+    let state = scratch_dir("ctrl_c_state");
+    let job = || {
+        let mut command = gridflow(&state);
+        command
+            .args(["run", "--status-interval", "0", "--clock", "wall"])
+            .args([
+                "--users",
+                "60",
+                "--user-rate",
+                "20",
+                "--consumption-rate",
+                "300",
+            ])
+            .args(["--checkpoint-interval", "500ms", "-w", "2"])
+            .args([
+                "--sink",
+                &url,
+                "--sink-schema",
+                &schema.name,
+                "--sink-ods-dwd",
+            ]);
+        command
+    };
+    let first = interrupt_after(job(), 3);
+    assert!(!first.contains("resuming job"), "{first}");
+    // Down for a while: the restarted job produces the rows of the gap too, as an
+    // uninterrupted one would have.
+    std::thread::sleep(Duration::from_secs(1));
+    let second = interrupt_after(job(), 3);
+    assert!(second.contains("resuming job"), "{second}");
+
+    // The ODS tables hold one job's rows: consumption ids 1..=N, once each.
+    let (count, max): (i64, i64) = {
+        let row = schema
+            .client
+            .query_one(
+                &format!(
+                    "SELECT COUNT(*), COALESCE(MAX(consumption_id), 0) FROM {}.ods_power_consumption",
+                    schema.name
+                ),
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(count > 1_000, "{count} consumption rows");
+    assert_eq!(count, max, "the consumption ids are not one sequence");
+
+    // DWS and ADS recomputed by the batch twin from the sink's own ODS tables.
+    let input = scratch_dir("ctrl_c_ods");
+    for (table, dir) in [(&ALL[0], "users"), (&ALL[1], "consumption")] {
+        let csv = postgres_table_as_csv(&mut schema.client, &schema.name, table);
+        let rows: Vec<&str> = csv.lines().skip(1).collect();
+        std::fs::create_dir_all(input.join(dir)).unwrap();
+        std::fs::write(input.join(dir).join("rows.csv"), rows.join("\n") + "\n").unwrap();
+    }
+    let mut replay = CsvReplay::load(
+        ReplayConfig {
+            dir: input,
+            batch_rows: usize::MAX,
+            interleave: Interleave::Alternate,
+            start: 0,
+            tick: 1,
+        },
+        0,
+        1,
+    )
+    .unwrap();
+    assert!(replay.take_errors().is_empty());
+    let (mut users, mut consumption) = (BTreeMap::new(), BTreeMap::new());
+    while let Some(tick) = replay.next_tick() {
+        users.extend(tick.users.into_iter().map(|(k, r)| (k, r.unwrap())));
+        consumption.extend(tick.consumption.into_iter().map(|(k, r)| (k, r.unwrap())));
+    }
+    let recomputed = scratch_dir("ctrl_c_recomputed");
+    write_warehouse(&recomputed, &recompute(&users, &consumption, 5_000)).unwrap();
+    assert_postgres_tables_equal_the_export(
+        &mut schema.client,
+        &schema.name,
+        &recomputed,
+        "recomputed from its ODS tables after a Ctrl-C and a restart",
+    );
+}
