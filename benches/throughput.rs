@@ -24,6 +24,13 @@ const WORKLOADS: &[Workload] = &[
         rows: 3_000_000,
         args: &["--retention", "3h", "--sink", "none"],
     },
+    // The same with the job durable: its input logged and checkpointed every 10 s (the cost
+    // of logging against the run above).
+    Workload {
+        name: "retention-week-durable",
+        rows: 3_000_000,
+        args: &["--retention", "3h", "--sink", "none", "--reset"],
+    },
     Workload {
         name: "retention-300k",
         rows: 300_000,
@@ -46,6 +53,11 @@ const WORKLOADS: &[Workload] = &[
         name: "dense-replay-sqlite",
         rows: 1_000_000,
         args: &["--input", DENSE],
+    },
+    Workload {
+        name: "dense-replay-sqlite-durable",
+        rows: 1_000_000,
+        args: &["--input", DENSE, "--reset"],
     },
     Workload {
         name: "dense-replay-consumption-first",
@@ -142,7 +154,13 @@ fn main() {
         let output = Command::new(env!("CARGO_BIN_EXE_gridflow"))
             .current_dir(&scratch)
             .args(["run", "--clock", "simulated", "-w", "2"])
-            .args(["--status-interval", "2", "--ephemeral"])
+            .args(["--status-interval", "2"])
+            // the dataflow alone, unless the workload measures a durable job (`--reset`)
+            .args(
+                ["--ephemeral"]
+                    .iter()
+                    .filter(|_| !workload.args.contains(&"--reset")),
+            )
             .args(
                 ["--consumptions", &rows.to_string()]
                     .iter()

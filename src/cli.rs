@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use std::collections::BTreeMap;
 
 use crate::csv_input::{Interleave, ReplayConfig};
+use crate::durable::log::DEFAULT_FOLD_MIN_BYTES;
 use crate::durable::DEFAULT_STATE_DIR;
 use crate::generator::GeneratorConfig;
 use crate::query::render::Format;
@@ -269,6 +270,12 @@ pub struct RunArgs {
     #[arg(long, env = "GRIDFLOW_CHECKPOINT_INTERVAL", default_value = "10s",
           value_parser = parse_positive_duration)]
     pub checkpoint_interval: Millis,
+
+    /// Bytes of committed input log each worker lets pile up before folding them into its
+    /// snapshot (and at least the snapshot's size): larger, fewer rewrites of the snapshot;
+    /// smaller, a shorter log to replay on restart.
+    #[arg(long, env = "GRIDFLOW_FOLD_MIN_BYTES", default_value_t = DEFAULT_FOLD_MIN_BYTES)]
+    pub fold_min_bytes: u64,
 
     /// Start the job over: clear the state dir and the sink's tables first.
     #[arg(long, env = "GRIDFLOW_RESET")]

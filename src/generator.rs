@@ -788,6 +788,30 @@ mod tests {
     }
 
     #[test]
+    fn a_generator_resumed_from_its_position_goes_on_exactly_as_one_never_stopped() {
+        let config = GeneratorConfig {
+            users: 5,
+            user_rate: 50.0,
+            ..small()
+        };
+        for (worker, peers) in [(0, 1), (1, 2)] {
+            let uninterrupted = run(&config, worker, peers);
+            let mut first = Generator::new(config.clone(), worker, peers);
+            let head: Vec<Tick> = (0..17).map_while(|_| first.next_tick()).collect();
+            let mut resumed = Generator::new(config.clone(), worker, peers);
+            resumed.resume(first.position()).unwrap();
+            let tail: Vec<Tick> = std::iter::from_fn(|| resumed.next_tick()).collect();
+            assert_eq!([head, tail].concat(), uninterrupted);
+        }
+        let other = GeneratorConfig {
+            users: 6,
+            ..small()
+        };
+        let position = Generator::new(config, 0, 1).position();
+        assert!(Generator::new(other, 0, 1).resume(position).is_err());
+    }
+
+    #[test]
     fn the_seed_changes_the_rows() {
         let a = consumption_rows(&merged(&small(), 1));
         let b = consumption_rows(&merged(&GeneratorConfig { seed: 8, ..small() }, 1));

@@ -256,6 +256,7 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
     config.durability = state.map(|state| Durability {
         state: Arc::new(state),
         checkpoint_interval,
+        fold_min_bytes: args.fold_min_bytes,
         committed,
     });
     let finished = Arc::new(AtomicBool::new(false));

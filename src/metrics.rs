@@ -37,6 +37,9 @@ pub struct Metrics {
     pub sink_row_changes: AtomicU64,
     pub sink_transactions: AtomicU64,
     pub sink_busy_micros: AtomicU64,
+    /// Checkpoints of the workers' input logs, and the logged rows a restart fed again.
+    pub checkpoints: AtomicU64,
+    pub replayed_rows: AtomicU64,
 }
 
 /// A copy of the counters at one instant.
@@ -59,6 +62,8 @@ pub struct MetricsSnapshot {
     pub sink_row_changes: u64,
     pub sink_transactions: u64,
     pub sink_busy_micros: u64,
+    pub checkpoints: u64,
+    pub replayed_rows: u64,
 }
 
 impl Metrics {
@@ -95,20 +100,23 @@ impl Metrics {
             sink_row_changes: load(&self.sink_row_changes),
             sink_transactions: load(&self.sink_transactions),
             sink_busy_micros: load(&self.sink_busy_micros),
+            checkpoints: load(&self.checkpoints),
+            replayed_rows: load(&self.replayed_rows),
         }
     }
 }
 
 impl MetricsSnapshot {
     /// The one-line status: rows in per layer, consumption rows/s since `previous`, the logical
-    /// time caught up, latency, late rows, expired rows, corrected window rows, and the database sink's work.
+    /// time caught up, latency, late rows, expired rows, corrected window rows, the database
+    /// sink's work, and a durable job's checkpoints and rows replayed on restart.
     pub fn status_line(&self, previous: &MetricsSnapshot, interval: Duration) -> String {
         let rate = (self.ods_consumption_rows - previous.ods_consumption_rows) as f64
             / interval.as_secs_f64().max(1e-9);
         format!(
             "ods users={} consumption={} ({:.0} rows/s) | dwd={} dws regions={} rankings={} | ads={} | \
              caught up to {} | latency {:.1} ms (max {:.1}) | late={} expired={} corrected={} malformed={} | \
-             sink changes={} tx={} busy={:.1} s",
+             sink changes={} tx={} busy={:.1} s | checkpoints={} replayed={}",
             self.ods_user_rows,
             self.ods_consumption_rows,
             rate,
@@ -130,6 +138,8 @@ impl MetricsSnapshot {
             self.sink_row_changes,
             self.sink_transactions,
             self.sink_busy_micros as f64 / 1e6,
+            self.checkpoints,
+            self.replayed_rows,
         )
     }
 }

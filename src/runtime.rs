@@ -85,6 +85,8 @@ pub struct Durability {
     pub state: Arc<StateDir>,
     /// Processing time between checkpoints of each worker's log.
     pub checkpoint_interval: Duration,
+    /// Committed log bytes that pile up before a worker folds them into its snapshot.
+    pub fold_min_bytes: u64,
     /// On process 0: how far each sink has committed (0: nothing yet), kept current by the
     /// sinks. Empty when the job has no sink.
     pub committed: Vec<Arc<AtomicU64>>,
@@ -228,6 +230,7 @@ where
                     feed,
                     heard_committed: heard_committed.clone(),
                     replay,
+                    marked: None,
                 });
             }
             let sink_cell: Option<Rc<RefCell<S>>> = match (index, make_sink.as_ref()) {
@@ -400,6 +403,7 @@ fn open_logs(
         let (log, recovered) = WorkerLog::open(
             &durability.state.worker_dir(index),
             durability.checkpoint_interval,
+            durability.fold_min_bytes,
             config.retention,
             // The compactors of the process all follow what worker 0 last published.
             heard_committed.clone(),
@@ -420,6 +424,24 @@ fn open_logs(
             }
         }
         logs.push((index, Some((log, recovered))));
+    }
+    let recovered = logs
+        .iter()
+        .filter_map(|(_, slot)| slot.as_ref().map(|(_, r)| r));
+    let (mut snapshot_rows, mut ticks, mut rows, mut upto) = (0, 0, 0, None);
+    for recovered in recovered {
+        if let Some(snapshot) = &recovered.snapshot {
+            snapshot_rows += snapshot.users.len() + snapshot.consumption.len();
+        }
+        ticks += recovered.ticks.len();
+        rows += recovered.ticks.iter().map(Tick::len).sum::<usize>();
+        upto = upto.max(recovered.checkpoint.as_ref().map(|(time, _)| *time));
+    }
+    if let Some(upto) = upto {
+        eprintln!(
+            "recovery: {snapshot_rows} rows from snapshots and {rows} logged rows in {ticks} ticks, \
+             durable up to logical time {upto}"
+        );
     }
     Ok(logs)
 }
@@ -485,12 +507,22 @@ struct Durable<'a> {
     heard_committed: Arc<AtomicU64>,
     /// The ticks to feed before the source goes on (a restart's).
     replay: Vec<Tick>,
+    /// The last durable time marked for the sink.
+    marked: Option<Time>,
 }
 
 impl Durable<'_> {
-    /// Worker 0 publishes the sinks' progress; every worker passes on what it heard to the
-    /// process's compactors.
-    fn share_progress(&mut self) {
+    /// Tells the sink what the log has made durable since it last heard, and shares the sinks'
+    /// progress: worker 0 publishes it, every worker passes on what it heard to the process's
+    /// compactors.
+    fn keep_up(&mut self, inputs: &mut Inputs, worker: usize) {
+        let durable = self.log.durable();
+        if durable > self.marked {
+            if let Some(time) = durable {
+                inputs.mark_durable(worker, time);
+            }
+            self.marked = durable;
+        }
         self.feed.publish(self.durability.committed());
         if let Some(committed) = self.feed.latest() {
             self.heard_committed.fetch_max(committed, Ordering::AcqRel);
@@ -523,8 +555,8 @@ fn drive(
         .map(|durable| std::mem::take(&mut durable.replay))
         .unwrap_or_default();
     // What a restart replays came from the log: it is durable already.
-    if let Some(time) = durable.as_ref().and_then(|d| d.log.durable()) {
-        inputs.mark_durable(index, time);
+    if let Some(durable) = durable.as_mut() {
+        durable.keep_up(inputs, index);
     }
     let mut replay = replay.into_iter();
     loop {
@@ -540,6 +572,9 @@ fn drive(
         };
         if let (Some(durable), true, false) = (durable.as_mut(), from_source, tick.is_empty()) {
             durable.log.append(&tick)?;
+        }
+        if !from_source {
+            Metrics::add(&metrics.replayed_rows, tick.len() as u64);
         }
         if config.clock == Clock::Wall {
             wait_for_wall_clock(
@@ -578,9 +613,9 @@ fn drive(
             if let Some(durable) = durable.as_mut() {
                 if from_source && durable.log.checkpoint_due(tick.time) {
                     durable.log.checkpoint(tick.time, source.position())?;
-                    inputs.mark_durable(index, tick.time);
+                    Metrics::add(&metrics.checkpoints, 1);
                 }
-                durable.share_progress();
+                durable.keep_up(inputs, index);
             }
             worker.step();
             retire_completed(probe, &mut inflight, metrics, report_progress);
@@ -590,7 +625,7 @@ fn drive(
                 worker.step_or_park(None);
                 retire_completed(probe, &mut inflight, metrics, report_progress);
                 if let Some(durable) = durable.as_mut() {
-                    durable.share_progress();
+                    durable.keep_up(inputs, index);
                 }
             }
         }
@@ -601,16 +636,18 @@ fn drive(
     }
     if let Some(durable) = durable.as_mut() {
         // Everything read is made durable, and the sink may commit all this worker sent.
-        if let Some(time) = last_sealed.filter(|&time| durable.log.durable() < Some(time)) {
+        if let Some(time) = last_sealed.filter(|&time| durable.log.checkpointed() < Some(time)) {
             durable.log.checkpoint(time, source.position())?;
+            Metrics::add(&metrics.checkpoints, 1);
         }
+        durable.log.wait_durable()?;
         inputs.mark_durable(index, Time::MAX);
     }
     while !inflight.is_empty() && !probe.done() {
         worker.step_or_park(None);
         retire_completed(probe, &mut inflight, metrics, report_progress);
         if let Some(durable) = durable.as_mut() {
-            durable.share_progress();
+            durable.keep_up(inputs, index);
         }
     }
     Ok(())

@@ -62,13 +62,13 @@ fn deaths(seed: u64) -> Vec<Death> {
         Death::After(Duration::from_millis(400 + (z ^ (z >> 31)) % 1_200))
     };
     vec![
+        Death::At("fold:1"),
         Death::At("checkpoint:3"),
         delay(),
         Death::At("commit:2"),
         Death::At("committed:2"),
         delay(),
-        Death::At("fold:1"),
-        delay(),
+        Death::At("fold:2"),
         Death::At("checkpoint:7"),
     ]
 }
@@ -90,6 +90,8 @@ fn run_and_die(
             "--checkpoint-interval",
             "50ms",
         ])
+        // snapshots folded from a small log, so there are folds to die in
+        .args(["--fold-min-bytes", "200000"])
         .args(JOB)
         .args(sink)
         .arg("--export")

@@ -86,9 +86,9 @@ pub struct WorkerLog {
     interval: Duration,
     last_checkpoint: Instant,
     rows_since_checkpoint: usize,
-    /// The time of the last checkpoint.
-    durable: Option<Time>,
-    compactor: Compactor,
+    /// The time of the last checkpoint written (durable once the syncer has synced it).
+    checkpointed: Option<Time>,
+    syncer: Syncer,
 }
 
 /// The segment file of `sequence`.
@@ -122,6 +122,7 @@ impl WorkerLog {
     pub fn open(
         dir: &Path,
         interval: Duration,
+        fold_min_bytes: u64,
         retention: Retention,
         committed: Arc<AtomicU64>,
     ) -> Result<(WorkerLog, Recovered), StateError> {
@@ -187,7 +188,15 @@ impl WorkerLog {
             });
         }
         sync_dir(dir).map_err(|source| StateError::io(dir, source))?;
-        let compactor = Compactor::start(dir.to_path_buf(), retention, committed, closed);
+        let compactor = Compactor::start(
+            dir.to_path_buf(),
+            retention,
+            committed,
+            fold_min_bytes,
+            closed,
+        );
+        let checkpointed = recovered.checkpoint.as_ref().map(|(time, _)| *time);
+        let syncer = Syncer::start(dir.to_path_buf(), checkpointed, compactor);
         let log = WorkerLog {
             dir: dir.to_path_buf(),
             open: None,
@@ -196,8 +205,8 @@ impl WorkerLog {
             interval,
             last_checkpoint: Instant::now(),
             rows_since_checkpoint: 0,
-            durable: recovered.checkpoint.as_ref().map(|(time, _)| *time),
-            compactor,
+            checkpointed,
+            syncer,
         };
         Ok((log, recovered))
     }
@@ -228,11 +237,15 @@ impl WorkerLog {
     pub fn checkpoint_due(&self, time: Time) -> bool {
         self.rows_since_checkpoint >= CHECKPOINT_ROWS
             || (self.last_checkpoint.elapsed() >= self.interval
-                && self.durable.is_none_or(|durable| durable < time))
+                && self
+                    .checkpointed
+                    .is_none_or(|checkpointed| checkpointed < time))
     }
 
-    /// Makes everything logged so far durable: the ticks up to `time`, after which the source
-    /// stands at `position`. Closes the segment and hands it to the compactor.
+    /// Closes the segment with a checkpoint — the ticks up to `time`, after which the source
+    /// stands at `position` — and hands it to the syncer thread, which makes it durable (the
+    /// worker goes on meanwhile: [`WorkerLog::durable`] says when it is) and then to the
+    /// compactor.
     pub fn checkpoint(&mut self, time: Time, position: SourcePosition) -> Result<(), StateError> {
         self.write(&LogRecordRef::Checkpoint {
             time,
@@ -241,34 +254,121 @@ impl WorkerLog {
         crate::faults::point("checkpoint");
         let (sequence, writer, bytes) = self.open.take().expect("written above");
         let path = segment_path(&self.dir, sequence);
-        let io = |source| StateError::io(&path, source);
         let file = writer
             .into_inner()
-            .map_err(|error| io(error.into_error()))?;
-        file.sync_data().map_err(io)?;
-        // The segment's name must be durable too.
-        sync_dir(&self.dir).map_err(|source| StateError::io(&self.dir, source))?;
-        self.durable = Some(time);
+            .map_err(|error| StateError::io(&path, error.into_error()))?;
+        self.checkpointed = Some(time);
         self.last_checkpoint = Instant::now();
         self.rows_since_checkpoint = 0;
-        self.compactor.closed(Closed {
-            sequence,
-            path,
-            bytes,
-            time,
-            position,
-        });
-        self.compactor.failure()
+        self.syncer.sync(
+            file,
+            Closed {
+                sequence,
+                path,
+                bytes,
+                time,
+                position,
+            },
+        );
+        self.syncer.failure()
     }
 
-    /// The time of the last checkpoint: every tick up to it is durable.
+    /// The time of the last durable checkpoint: every tick up to it is durable.
     pub fn durable(&self) -> Option<Time> {
-        self.durable
+        Some(self.syncer.durable.load(Ordering::Acquire)).filter(|&time| time > 0)
     }
 
-    /// Stops the compactor (after the fold it is doing, if any).
+    /// The time of the last checkpoint written, durable or not yet.
+    pub fn checkpointed(&self) -> Option<Time> {
+        self.checkpointed
+    }
+
+    /// Waits until the last checkpoint is durable.
+    pub fn wait_durable(&mut self) -> Result<(), StateError> {
+        while self.durable() < self.checkpointed {
+            self.syncer.failure()?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    /// Stops the syncer and the compactor (after the fold it is doing, if any).
     pub fn close(self) -> Result<(), StateError> {
-        self.compactor.stop()
+        self.syncer.stop()
+    }
+}
+
+/// A thread that makes closed segments durable in order (fsync of the file and of the
+/// directory, for a new name) and passes them on to the compactor, so a worker never waits for
+/// the disk.
+struct Syncer {
+    sender: Option<mpsc::Sender<(File, Closed)>>,
+    thread: Option<std::thread::JoinHandle<Result<Compactor, StateError>>>,
+    /// The time of the last durable checkpoint (0: none).
+    durable: Arc<AtomicU64>,
+}
+
+impl Syncer {
+    fn start(dir: PathBuf, durable: Option<Time>, mut compactor: Compactor) -> Syncer {
+        let (sender, receiver) = mpsc::channel::<(File, Closed)>();
+        let durable = Arc::new(AtomicU64::new(durable.unwrap_or(0)));
+        let synced = durable.clone();
+        let thread = std::thread::Builder::new()
+            .name("gridflow-syncer".to_string())
+            .spawn(move || -> Result<Compactor, StateError> {
+                for (file, segment) in receiver {
+                    file.sync_data()
+                        .map_err(|source| StateError::io(&segment.path, source))?;
+                    drop(file);
+                    sync_dir(&dir).map_err(|source| StateError::io(&dir, source))?;
+                    let time = segment.time;
+                    compactor.closed(segment);
+                    compactor.failure()?;
+                    synced.store(time, Ordering::Release);
+                }
+                Ok(compactor)
+            })
+            .expect("cannot start the syncer thread");
+        Syncer {
+            sender: Some(sender),
+            thread: Some(thread),
+            durable,
+        }
+    }
+
+    fn sync(&mut self, file: File, segment: Closed) {
+        if let Some(sender) = &self.sender {
+            // A syncer that stopped on a failure reports it below.
+            let _ = sender.send((file, segment));
+        }
+    }
+
+    /// The syncer's (or the compactor's) failure, if it stopped on one.
+    fn failure(&mut self) -> Result<(), StateError> {
+        if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
+            self.sender = None;
+            return self.join().map(drop);
+        }
+        Ok(())
+    }
+
+    fn join(&mut self) -> Result<Option<Compactor>, StateError> {
+        match self.thread.take().map(|thread| thread.join()) {
+            None => Ok(None),
+            Some(Ok(result)) => result.map(Some),
+            Some(Err(_)) => Err(StateError::Corrupt {
+                path: PathBuf::new(),
+                reason: "the syncer thread panicked".to_string(),
+            }),
+        }
+    }
+
+    fn stop(mut self) -> Result<(), StateError> {
+        self.sender = None;
+        match self.join()? {
+            Some(compactor) => compactor.stop(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -336,13 +436,14 @@ struct Compactor {
     thread: Option<std::thread::JoinHandle<Result<(), StateError>>>,
 }
 
-/// The folded segments must add up to at least this share of the snapshot's size before a
-/// fold rewrites it: the log tail a restart replays stays below half the live state, and a
-/// large state is not rewritten for every small segment.
-const FOLD_WHEN_TAIL_EXCEEDS: f64 = 0.5;
+/// The folded segments must add up to at least the snapshot's size before a fold rewrites it:
+/// the log tail a restart replays stays below the live state, and every logged byte is read
+/// back about twice in all (once itself, once within later snapshots), not once per fold.
+const FOLD_WHEN_TAIL_EXCEEDS: f64 = 1.0;
 
-/// ... and a fold waits for at least this much, unless many segments have piled up.
-const MIN_FOLD_BYTES: u64 = 1 << 20;
+/// ... and a fold waits for at least this much (`--fold-min-bytes`), unless many segments have
+/// piled up: about nine hours of input at the source's rates, replayed in well under a second.
+pub const DEFAULT_FOLD_MIN_BYTES: u64 = 16 << 20;
 const MAX_SEGMENTS: usize = 256;
 
 impl Compactor {
@@ -350,6 +451,7 @@ impl Compactor {
         dir: PathBuf,
         retention: Retention,
         committed: Arc<AtomicU64>,
+        fold_min_bytes: u64,
         mut queue: Vec<Closed>,
     ) -> Compactor {
         let (sender, receiver) = mpsc::channel::<Closed>();
@@ -367,7 +469,7 @@ impl Compactor {
                     let upto = committed.load(Ordering::Acquire);
                     let foldable = queue.iter().take_while(|s| s.time <= upto).count();
                     let bytes: u64 = queue[..foldable].iter().map(|s| s.bytes).sum();
-                    let worth = bytes >= MIN_FOLD_BYTES
+                    let worth = bytes >= fold_min_bytes
                         && bytes as f64 >= snapshot_bytes as f64 * FOLD_WHEN_TAIL_EXCEEDS;
                     if foldable > 0 && (worth || foldable >= MAX_SEGMENTS) {
                         let folded: Vec<Closed> = queue.drain(..foldable).collect();
@@ -428,15 +530,21 @@ fn fold(dir: &Path, retention: Retention, segments: &[Closed]) -> Result<u64, St
     let last = segments.last().expect("at least one segment");
     let mut state = Fold::new(snapshot::read(dir)?, retention);
     for segment in segments {
-        let read = read_segment(&segment.path)?;
-        if let Some(reason) = read.untrusted {
-            return Err(StateError::Corrupt {
-                path: segment.path.clone(),
-                reason,
-            });
-        }
-        for tick in &read.ticks {
-            state.apply(tick);
+        // Tick by tick as the records are read: a segment is never held in memory whole.
+        let path = &segment.path;
+        let mut reader = RecordReader::open(path).map_err(|source| StateError::io(path, source))?;
+        loop {
+            match reader.read::<LogRecord>() {
+                Ok(Some(LogRecord::Tick(tick))) => state.apply(&tick),
+                Ok(Some(LogRecord::Checkpoint { .. })) => {}
+                Ok(None) => break,
+                Err(torn) => {
+                    return Err(StateError::Corrupt {
+                        path: path.clone(),
+                        reason: format!("at byte {}: {}", torn.offset, torn.reason),
+                    })
+                }
+            }
         }
     }
     let snapshot = state.finish(last.time, last.sequence, last.position.clone());
@@ -477,6 +585,7 @@ mod tests {
         WorkerLog::open(
             dir,
             Duration::from_secs(3600),
+            DEFAULT_FOLD_MIN_BYTES,
             Retention::unbounded(5_000),
             Arc::new(AtomicU64::new(committed)),
         )
@@ -540,6 +649,7 @@ mod tests {
         let error = WorkerLog::open(
             &dir,
             Duration::from_secs(3600),
+            DEFAULT_FOLD_MIN_BYTES,
             Retention::unbounded(5_000),
             Arc::new(AtomicU64::new(0)),
         )
@@ -556,6 +666,7 @@ mod tests {
         let (mut log, _) = WorkerLog::open(
             &dir,
             Duration::from_secs(3600),
+            DEFAULT_FOLD_MIN_BYTES,
             Retention::unbounded(5_000),
             committed.clone(),
         )
@@ -566,6 +677,7 @@ mod tests {
             log.checkpoint(k * 1_000, position(k as usize)).unwrap();
         }
         // only what every sink has committed may fold
+        log.wait_durable().unwrap();
         committed.store(280_000, Ordering::Release);
         let deadline = Instant::now() + Duration::from_secs(20);
         while segments(&dir).unwrap().len() > 20 {

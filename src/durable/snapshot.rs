@@ -7,7 +7,7 @@
 //! applied, and the rows of windows frozen by the snapshot's time are dropped — exactly what
 //! [`crate::upsert`] does inside the dataflow, so the state stays bounded by retention.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -151,6 +151,10 @@ pub struct Fold {
     time: Time,
     users: HashMap<UserId, User>,
     consumption: HashMap<ConsumptionId, Consumption>,
+    /// The keys whose row's window freezes at each time (stale once a key changes: checked
+    /// against the key's row when due), so the state holds only live windows' rows however
+    /// many ticks a fold applies.
+    expiries: BTreeMap<Time, Vec<ConsumptionId>>,
 }
 
 impl Fold {
@@ -164,16 +168,52 @@ impl Fold {
             ),
             None => (0, HashMap::new(), HashMap::new()),
         };
-        Fold {
+        let mut fold = Fold {
             retention,
             time,
             users,
             consumption,
+            expiries: BTreeMap::new(),
+        };
+        let keys: Vec<(ConsumptionId, Option<Time>)> = fold
+            .consumption
+            .iter()
+            .map(|(key, row)| (*key, fold.freezes_at(row)))
+            .collect();
+        for (key, freezes) in keys {
+            if let Some(freezes) = freezes {
+                fold.expiries.entry(freezes).or_default().push(key);
+            }
+        }
+        fold
+    }
+
+    fn freezes_at(&self, row: &Consumption) -> Option<Time> {
+        self.retention.freezes_at_date(row.consumption_date)
+    }
+
+    /// Drops the rows of windows frozen at or before `time`.
+    fn expire(&mut self, time: Time) {
+        while let Some(entry) = self.expiries.first_entry() {
+            if *entry.key() > time {
+                break;
+            }
+            let (due, keys) = entry.remove_entry();
+            for key in keys {
+                let expired = self.consumption.get(&key).is_some_and(|row| {
+                    self.retention.freezes_at_date(row.consumption_date) == Some(due)
+                });
+                if expired {
+                    self.consumption.remove(&key);
+                }
+            }
         }
     }
 
-    /// Applies one logged tick, as the ODS upserts would at its time.
+    /// Applies one logged tick, as the ODS upserts would at its time: first the windows that
+    /// froze by then leave, then its rows apply.
     pub fn apply(&mut self, tick: &Tick) {
+        self.expire(tick.time);
         for (key, row) in &tick.users {
             match row {
                 Some(row) => self.users.insert(*key, row.clone()),
@@ -185,6 +225,9 @@ impl Fold {
                 // A row for a window frozen when it arrives is expired, and changes nothing.
                 Some(row) if !self.is_live(row, tick.time) => {}
                 Some(row) => {
+                    if let Some(freezes) = self.freezes_at(row) {
+                        self.expiries.entry(freezes).or_default().push(*key);
+                    }
                     self.consumption.insert(*key, row.clone());
                 }
                 None => {
@@ -203,7 +246,8 @@ impl Fold {
 
     /// The state at `time` (not before any tick applied), with the rows of windows frozen by
     /// then dropped, sorted by key.
-    pub fn finish(self, time: Time, covers_segment: u64, position: SourcePosition) -> Snapshot {
+    pub fn finish(mut self, time: Time, covers_segment: u64, position: SourcePosition) -> Snapshot {
+        self.expire(time);
         let Fold {
             retention,
             users,
@@ -301,6 +345,26 @@ mod tests {
             snapshot.consumption,
             vec![(2, consumption(2, 1, 100, 6_000))]
         );
+    }
+
+    #[test]
+    fn a_long_fold_holds_only_the_rows_of_live_windows() {
+        // a row a second for ten thousand seconds, windows freezing 3 s after they end: the
+        // state never holds more than the last two windows and the horizon's rows
+        let mut fold = Fold::new(None, retention(Some(3_000)));
+        for second in 1..=10_000i64 {
+            let time = (second * 1_000) as Time;
+            fold.apply(&tick(
+                time,
+                vec![],
+                vec![consumption(second, 1, 100, second * 1_000 - 1)],
+            ));
+            assert!(
+                fold.consumption.len() <= 10,
+                "{} rows",
+                fold.consumption.len()
+            );
+        }
     }
 
     #[test]
