@@ -210,6 +210,11 @@ pub struct Materialized {
 }
 
 impl Materialized {
+    /// Every row with its multiplicity (in no order).
+    pub fn rows(&self) -> impl Iterator<Item = (&TableRow, isize)> {
+        self.rows.iter().map(|(row, count)| (row, *count))
+    }
+
     /// A sink that also records every change set.
     pub fn logging() -> Materialized {
         Materialized {

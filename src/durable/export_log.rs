@@ -4,7 +4,9 @@
 //!
 //! The log is made durable at most every checkpoint interval and at the end; its progress is
 //! the last durable change set, and a restart skips the change sets up to it, like a database
-//! sink's progress. A torn last record is cut off.
+//! sink's progress. A torn last record is cut off. When the log has grown to several times the
+//! tables it adds up to, it is rewritten as those tables (one change set of insertions at its
+//! last time), so it follows the size of the export rather than the churn that led to it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -38,7 +40,17 @@ pub struct DurableExport {
     last_sync: Instant,
     /// A failed append: the job stops at the next flush.
     failure: Option<String>,
+    /// The log's size, and its size when last rewritten.
+    bytes: u64,
+    compacted_bytes: u64,
 }
+
+/// The log is rewritten as its tables once it is this many times their size ...
+const COMPACT_GROWTH: u64 = 4;
+/// ... and at least this large.
+const COMPACT_MIN_BYTES: u64 = 64 << 20;
+/// Rows per record of a rewritten log.
+const ROWS_PER_RECORD: usize = 65_536;
 
 /// A change set as written: the same layout as [`ChangeSet`], borrowing its changes.
 #[derive(Serialize)]
@@ -100,7 +112,41 @@ impl DurableExport {
             interval,
             last_sync: Instant::now(),
             failure: None,
+            bytes: durable_bytes,
+            compacted_bytes: durable_bytes,
         })
+    }
+
+    /// Rewrites the (synced) log as one change set at its last time inserting every row of the
+    /// tables: a crash leaves the old log or the new one (written aside, synced, renamed).
+    fn compact(&mut self) -> Result<(), StateError> {
+        let Some(upto) = self.written_upto else {
+            return Ok(());
+        };
+        let temporary = self.path.with_extension("log.tmp");
+        let io = |source| StateError::io(&temporary, source);
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&temporary).map_err(io)?);
+        let rows: Vec<(TableRow, isize)> = self
+            .materialized
+            .rows()
+            .map(|(row, count)| (row.clone(), count))
+            .collect();
+        let mut bytes = 0;
+        for chunk in rows.chunks(ROWS_PER_RECORD) {
+            bytes += write_record(&mut out, &ChangeSetRef(upto, chunk), &mut self.scratch)
+                .map_err(io)?;
+        }
+        out.flush().map_err(io)?;
+        out.get_ref().sync_all().map_err(io)?;
+        std::fs::rename(&temporary, &self.path)
+            .map_err(|source| StateError::io(&self.path, source))?;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        super::records::sync_dir(dir).map_err(|source| StateError::io(dir, source))?;
+        // The old file is gone from the directory; appends go on at the end of the new one.
+        self.out = out;
+        self.bytes = bytes;
+        self.compacted_bytes = bytes;
+        Ok(())
     }
 
     /// The last change set an earlier run made durable.
@@ -117,6 +163,11 @@ impl DurableExport {
             self.unsynced = false;
             if let Some(upto) = self.written_upto {
                 self.committed.store(upto, Ordering::Release);
+            }
+            if self.bytes >= COMPACT_MIN_BYTES
+                && self.bytes >= COMPACT_GROWTH * self.compacted_bytes
+            {
+                self.compact()?;
             }
         }
         self.last_sync = Instant::now();
@@ -147,9 +198,10 @@ impl ChangeSink for DurableExport {
             &mut self.scratch,
         );
         match written {
-            Ok(_) => {
+            Ok(bytes) => {
                 self.written_upto = Some(time);
                 self.unsynced = true;
+                self.bytes += bytes;
             }
             // Reported by the next flush, which stops the job.
             Err(error) => {
@@ -169,5 +221,67 @@ impl ChangeSink for DurableExport {
                 .map_err(|error| SinkError::Config(error.to_string()))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::user;
+
+    fn row(id: i64, name: &str) -> TableRow {
+        TableRow::User(user(id, name, 1, "r"))
+    }
+
+    fn open(path: &Path) -> DurableExport {
+        DurableExport::open(path, Duration::ZERO, Arc::new(AtomicU64::new(0))).unwrap()
+    }
+
+    fn tables(export: &DurableExport) -> Vec<(TableRow, isize)> {
+        let mut rows: Vec<(TableRow, isize)> = export
+            .materialized
+            .rows()
+            .map(|(r, c)| (r.clone(), c))
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn change_sets_come_back_after_a_restart_even_after_a_rewrite_and_a_torn_tail() {
+        let dir = std::env::temp_dir().join(format!("gridflow-export-log-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("export.log");
+        let mut export = open(&path);
+        export.apply(1, vec![(row(1, "a"), 1), (row(2, "b"), 1)]);
+        export.apply(2, vec![(row(1, "a"), -1), (row(1, "a2"), 1)]);
+        export.flush().unwrap();
+        let expected = tables(&export);
+        drop(export);
+
+        let mut export = open(&path);
+        assert_eq!(export.recovered_upto(), Some(2));
+        assert_eq!(tables(&export), expected);
+        // what the log holds is skipped; what is new is applied
+        export.apply(2, vec![(row(9, "skipped"), 1)]);
+        export.apply(3, vec![(row(2, "b"), -1)]);
+        export.flush().unwrap();
+        let expected = tables(&export);
+        export.compact().unwrap();
+        export.apply(4, vec![(row(5, "e"), 1)]);
+        export.flush().unwrap();
+        let after = tables(&export);
+        drop(export);
+
+        // a crash in the middle of the next append
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3]);
+        std::fs::write(&path, bytes).unwrap();
+        let export = open(&path);
+        assert_eq!(export.recovered_upto(), Some(4));
+        assert_eq!(tables(&export), after);
+        assert_ne!(after, expected);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
