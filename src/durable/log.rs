@@ -529,6 +529,7 @@ impl Drop for Compactor {
 fn fold(dir: &Path, retention: Retention, segments: &[Closed]) -> Result<u64, StateError> {
     let last = segments.last().expect("at least one segment");
     let mut state = Fold::new(snapshot::read(dir)?, retention);
+    state.finishing_at(last.time);
     for segment in segments {
         // Tick by tick as the records are read: a segment is never held in memory whole.
         let path = &segment.path;

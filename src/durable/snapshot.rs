@@ -155,6 +155,9 @@ pub struct Fold {
     /// against the key's row when due), so the state holds only live windows' rows however
     /// many ticks a fold applies.
     expiries: BTreeMap<Time, Vec<ConsumptionId>>,
+    /// The time the fold will finish at, if known: a row whose window freezes by then only
+    /// removes its key's earlier row (it will be gone itself by then), which saves keeping it.
+    until: Option<Time>,
 }
 
 impl Fold {
@@ -174,6 +177,7 @@ impl Fold {
             users,
             consumption,
             expiries: BTreeMap::new(),
+            until: None,
         };
         let keys: Vec<(ConsumptionId, Option<Time>)> = fold
             .consumption
@@ -186,6 +190,11 @@ impl Fold {
             }
         }
         fold
+    }
+
+    /// Declares the time [`Fold::finish`] will be called with.
+    pub fn finishing_at(&mut self, until: Time) {
+        self.until = Some(until);
     }
 
     fn freezes_at(&self, row: &Consumption) -> Option<Time> {
@@ -224,12 +233,19 @@ impl Fold {
             match row {
                 // A row for a window frozen when it arrives is expired, and changes nothing.
                 Some(row) if !self.is_live(row, tick.time) => {}
-                Some(row) => {
-                    if let Some(freezes) = self.freezes_at(row) {
-                        self.expiries.entry(freezes).or_default().push(*key);
+                Some(row) => match self.freezes_at(row) {
+                    // Live now, frozen by the end: its only lasting effect is the delete.
+                    Some(freezes) if self.until.is_some_and(|until| freezes <= until) => {
+                        self.consumption.remove(key);
                     }
-                    self.consumption.insert(*key, row.clone());
-                }
+                    Some(freezes) => {
+                        self.expiries.entry(freezes).or_default().push(*key);
+                        self.consumption.insert(*key, row.clone());
+                    }
+                    None => {
+                        self.consumption.insert(*key, row.clone());
+                    }
+                },
                 None => {
                     self.consumption.remove(key);
                 }
@@ -247,6 +263,7 @@ impl Fold {
     /// The state at `time` (not before any tick applied), with the rows of windows frozen by
     /// then dropped, sorted by key.
     pub fn finish(mut self, time: Time, covers_segment: u64, position: SourcePosition) -> Snapshot {
+        debug_assert!(self.until.is_none_or(|until| until == time));
         self.expire(time);
         let Fold {
             retention,
@@ -345,6 +362,51 @@ mod tests {
             snapshot.consumption,
             vec![(2, consumption(2, 1, 100, 6_000))]
         );
+    }
+
+    #[test]
+    fn a_fold_that_knows_its_end_gives_the_same_snapshot() {
+        let ticks: Vec<Tick> = (1..=400i64)
+            .map(|second| {
+                let time = (second * 1_000) as Time;
+                // ids reused every 5 rows (within the horizon), dates up to 9 s behind, some deletes
+                let id = second % 5;
+                let row = (second % 11 != 0)
+                    .then(|| consumption(id, 1, second, time as i64 - (second % 9) * 1_000));
+                Tick {
+                    time,
+                    users: vec![],
+                    consumption: vec![(id, row)],
+                }
+            })
+            .collect();
+        let position = || SourcePosition::Scripted { next_tick: 0 };
+        let mut plain = Fold::new(None, retention(Some(3_000)));
+        let mut knowing = Fold::new(None, retention(Some(3_000)));
+        knowing.finishing_at(400_000);
+        for tick in &ticks {
+            plain.apply(tick);
+            knowing.apply(tick);
+        }
+        let plain = plain.finish(400_000, 0, position());
+        assert!(!plain.consumption.is_empty());
+        assert_eq!(knowing.finish(400_000, 0, position()), plain);
+
+        // a row of a window frozen by the end replaces one that would outlive it: the key is
+        // gone ([105 s, 110 s) freezes at 113 s, [100 s, 105 s) at 108 s)
+        let late = [
+            tick(107_000, vec![], vec![consumption(1, 1, 100, 106_000)]),
+            tick(107_500, vec![], vec![consumption(1, 1, 200, 101_000)]),
+        ];
+        let mut knowing = Fold::new(None, retention(Some(3_000)));
+        knowing.finishing_at(110_000);
+        for tick in &late {
+            knowing.apply(tick);
+        }
+        assert!(knowing
+            .finish(110_000, 0, position())
+            .consumption
+            .is_empty());
     }
 
     #[test]
