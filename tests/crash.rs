@@ -19,6 +19,7 @@ use gridflow::source::Source;
 
 use crate::common::{gridflow, scratch_dir};
 use crate::postgres_scratch::{postgres_url, ScratchSchema};
+use crate::processes::free_port;
 use crate::sinks::{assert_postgres_tables_equal_the_export, postgres_table_as_csv, table_as_csv};
 
 /// The job every crash test runs: the generator on the simulated clock under `--retention 3h`,
@@ -228,6 +229,78 @@ fn a_job_killed_again_and_again_into_postgresql_ends_exactly_as_an_uninterrupted
         &expected,
         "after kills",
     );
+}
+
+#[test]
+fn a_two_process_job_killed_in_both_processes_ends_exactly_as_an_uninterrupted_one() {
+    let expected = uninterrupted_export("crash_processes");
+    let cluster = scratch_dir("crash_processes_cluster");
+    let export = cluster.join("export");
+    let run = |delay: Option<Duration>| {
+        let hostfile = cluster.join("hosts");
+        let ports = [free_port(), free_port()];
+        let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]);
+        std::fs::write(&hostfile, hosts).unwrap();
+        let job: Vec<&str> = JOB
+            .iter()
+            .copied()
+            .filter(|&a| a != "-w" && a != "2")
+            .collect();
+        let mut processes: Vec<std::process::Child> = (0..2)
+            .map(|process| {
+                let mut command = gridflow(&cluster.join("state"));
+                command
+                    .args([
+                        "run",
+                        "--status-interval",
+                        "0",
+                        "--checkpoint-interval",
+                        "50ms",
+                    ])
+                    .args(["--fold-min-bytes", "200000", "--sink", "none"])
+                    .args(&job)
+                    .args([
+                        "-n",
+                        "2",
+                        "-w",
+                        "1",
+                        "-p",
+                        &process.to_string(),
+                        "--hostfile",
+                    ])
+                    .arg(&hostfile)
+                    .stderr(Stdio::piped());
+                if process == 0 {
+                    command.arg("--export").arg(&export);
+                }
+                command.spawn().unwrap()
+            })
+            .collect();
+        if let Some(delay) = delay {
+            std::thread::sleep(delay);
+            for process in &mut processes {
+                let _ = process.kill();
+            }
+        }
+        let outputs: Vec<std::process::Output> = processes
+            .into_iter()
+            .map(|p| p.wait_with_output().unwrap())
+            .collect();
+        // A killed run's peer may die of the lost connection before its own kill (timely's
+        // network thread panics): either way nothing of it is committed past its log.
+        if delay.is_none() {
+            for output in &outputs {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                assert!(output.status.success(), "{stderr}");
+                assert!(stderr.contains("resuming job"), "{stderr}");
+                assert!(!stderr.contains("panicked"), "{stderr}");
+            }
+        }
+    };
+    run(Some(Duration::from_millis(1_500)));
+    run(Some(Duration::from_millis(2_500)));
+    run(None);
+    assert_same_export(&export, &expected, "after two processes were killed twice");
 }
 
 /// Sends SIGINT (Ctrl-C) to a run after `seconds` and waits for it; returns its stderr.

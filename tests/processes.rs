@@ -147,7 +147,7 @@ fn finishes_within_a_minute(child: &mut std::process::Child) -> bool {
 }
 
 /// A port that was free a moment ago on the loopback interface.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -163,7 +163,9 @@ impl WorkerLog {
                         reason: "a closed segment without a checkpoint".to_string(),
                     });
                 }
-                recovered.dropped_tail = Some(describe_tail(&path, &read));
+                if read.total_bytes > 0 {
+                    recovered.dropped_tail = Some(describe_tail(&path, &read));
+                }
                 std::fs::remove_file(&path).map_err(|source| StateError::io(&path, source))?;
                 continue;
             };
