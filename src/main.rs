@@ -137,9 +137,16 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
             args.processes as usize,
         )?)
     };
-    if let (Some(state), true) = (&state, args.reset) {
-        state.clear()?;
-    }
+    // A job reset takes over what the job it replaces held (its processes are gone: this one
+    // holds its state dir); a corrupt job file is no obstacle to starting over.
+    let replaced = match (&state, args.reset) {
+        (Some(state), true) => {
+            let replaced = state.job().ok().flatten().map(|job| job.id);
+            state.clear()?;
+            replaced
+        }
+        _ => None,
+    };
     let recorded = state.as_ref().map(StateDir::job).transpose()?.flatten();
     // The job's clock: as recorded, or as given, or (a new job on the wall clock) now.
     if args.start.is_none() {
@@ -221,8 +228,11 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
         Some(database) => {
             let sink_committed = Arc::new(AtomicU64::new(0));
             committed.push(sink_committed.clone());
-            let durable_job = (!args.ephemeral).then_some(job.id.as_str());
-            let mut sink = DatabaseSink::for_job(database, args.sink_ods_dwd, durable_job)
+            let takes_over = match &replaced {
+                Some(replaced) => Some(replaced.as_str()),
+                None => (!args.ephemeral).then_some(job.id.as_str()),
+            };
+            let mut sink = DatabaseSink::for_job(database, args.sink_ods_dwd, takes_over)
                 .context("cannot read the sink's progress")?
                 .with_metrics(metrics.clone())
                 .with_committed(sink_committed);

@@ -32,6 +32,16 @@ pub fn gridflow(state: &Path) -> std::process::Command {
     command
 }
 
+/// Sends Ctrl-C (SIGINT) to a running `gridflow` and waits for it to exit.
+pub fn ctrl_c(child: std::process::Child) -> std::process::Output {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait_with_output().unwrap()
+}
+
 /// A timely configuration of `workers` threads, serializing between them if asked.
 pub fn timely_config(workers: usize, serialize: bool) -> timely::Config {
     use timely::CommunicationConfig;

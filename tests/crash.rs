@@ -307,12 +307,7 @@ fn a_two_process_job_killed_in_both_processes_ends_exactly_as_an_uninterrupted_o
 fn interrupt_after(mut command: Command, seconds: u64) -> String {
     let child = command.stderr(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_secs(seconds));
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
+    let output = crate::common::ctrl_c(child);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{stderr}");
     stderr

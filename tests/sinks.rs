@@ -367,12 +367,7 @@ fn a_second_job_on_the_same_sink_fails_clearly_while_the_first_holds_it() {
     );
     assert!(stderr.contains("held by another running job"), "{stderr}");
 
-    let status = Command::new("kill")
-        .args(["-INT", &first.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let first = first.wait_with_output().unwrap();
+    let first = crate::common::ctrl_c(first);
     assert!(
         first.status.success(),
         "{}",

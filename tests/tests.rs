@@ -3,6 +3,7 @@
 mod common;
 mod crash;
 mod fixture;
+mod jobs;
 mod postgres_scratch;
 mod private_postgres;
 mod processes;

@@ -465,6 +465,14 @@ impl<D: Database> DatabaseSink<D> {
     }
 }
 
+/// A sink dropped without [`DatabaseSink::release`] — the job failed — still gives its lease
+/// up, so the next job need not wait for it to lapse (a no-op once released, or when fenced).
+impl<D: Database> Drop for DatabaseSink<D> {
+    fn drop(&mut self) {
+        let _ = self.database.release(&self.owner);
+    }
+}
+
 impl<D: Database> ChangeSink for DatabaseSink<D> {
     fn apply(&mut self, time: Time, changes: Vec<(TableRow, isize)>) {
         if self.accepts(time) {
