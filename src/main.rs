@@ -196,7 +196,7 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
     let mut config = args
         .run_config(args.export.is_some() || args.sink_ods_dwd || args.multi_process())
         .map_err(anyhow::Error::msg)?;
-    // Ctrl-C stops the sources; the run then drains and prints its totals.
+    // Ctrl-C (and SIGTERM, SIGHUP) stops the sources; the run then drains and prints its totals.
     let stop = config.stop.clone();
     ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))
         .context("cannot install the Ctrl-C handler")?;
