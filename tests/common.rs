@@ -34,8 +34,13 @@ pub fn gridflow(state: &Path) -> std::process::Command {
 
 /// Sends Ctrl-C (SIGINT) to a running `gridflow` and waits for it to exit.
 pub fn ctrl_c(child: std::process::Child) -> std::process::Output {
+    signal(child, "INT")
+}
+
+/// Sends the signal `name` (`INT`, `TERM`, …) to a running `gridflow` and waits for it to exit.
+pub fn signal(child: std::process::Child, name: &str) -> std::process::Output {
     let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{name}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());

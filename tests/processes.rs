@@ -211,6 +211,15 @@ fn read_ods<R>(
 
 #[test]
 fn ctrl_c_stops_an_unbounded_run_with_its_totals() {
+    a_signal_stops_an_unbounded_run_with_its_totals("INT");
+}
+
+#[test]
+fn sigterm_stops_an_unbounded_run_as_ctrl_c_does() {
+    a_signal_stops_an_unbounded_run_with_its_totals("TERM");
+}
+
+fn a_signal_stops_an_unbounded_run_with_its_totals(signal: &str) {
     let child = gridflow(&[
         "--clock",
         "wall",
@@ -223,7 +232,7 @@ fn ctrl_c_stops_an_unbounded_run_with_its_totals() {
     .spawn()
     .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let output = crate::common::ctrl_c(child);
+    let output = crate::common::signal(child, signal);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     let totals = stderr
