@@ -277,6 +277,20 @@ pub struct RunArgs {
     #[arg(long, env = "GRIDFLOW_FOLD_MIN_BYTES", default_value_t = DEFAULT_FOLD_MIN_BYTES)]
     pub fold_min_bytes: u64,
 
+    /// Where the web UI and its API listen (process 0): the job, its counters, Prometheus'
+    /// `/metrics`. Anything but loopback exposes them to the network.
+    #[arg(
+        long,
+        env = "GRIDFLOW_UI_ADDR",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub ui_addr: String,
+
+    /// Serve no web UI.
+    #[arg(long, env = "GRIDFLOW_NO_UI")]
+    pub no_ui: bool,
+
     /// Start the job over: clear the state dir and the sink's tables first.
     #[arg(long, env = "GRIDFLOW_RESET")]
     pub reset: bool,

@@ -26,5 +26,6 @@ pub mod sinks;
 pub mod source;
 #[doc(hidden)]
 pub mod testing;
+pub mod ui;
 pub mod upsert;
 pub mod values;

@@ -23,6 +23,7 @@ use gridflow::sinks::postgres::Postgres;
 use gridflow::sinks::sqlite::Sqlite;
 use gridflow::sinks::{Database, DatabaseSink, SinkError, SinkTarget, Tee};
 use gridflow::source::Time;
+use gridflow::ui::{JobView, Status as UiStatus, Ui, UiState};
 use gridflow::values::parse_millis;
 
 /// mimalloc: the arrangements allocate and free many small batches and strings; glibc's
@@ -271,6 +272,7 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
     });
     let finished = Arc::new(AtomicBool::new(false));
     let status = spawn_status_line(&metrics, &finished, args.status_interval);
+    let ui = serve_ui(&args, &job, &metrics);
 
     // Worker 0 takes the sinks out of this slot when it starts; with neither, no changes leave.
     let slot = Mutex::new(Some(Tee(export, database)));
@@ -287,6 +289,14 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
     finished.store(true, Ordering::Relaxed);
     if let Some(status) = status {
         let _ = status.join();
+    }
+    if let Some((state, _)) = &ui {
+        state.set_status(match &outcome {
+            Ok(_) => UiStatus::Finished,
+            Err(error) => UiStatus::Failed {
+                error: error.to_string(),
+            },
+        });
     }
     let outcome = outcome?;
     let (export, database) = match outcome.sink {
@@ -340,6 +350,44 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
         eprintln!("exported {} tables to {}", 6, dir.display());
     }
     Ok(())
+}
+
+/// Starts the web UI on process 0, unless `--no-ui`; a port that cannot be had is a warning,
+/// not a failure of the job.
+fn serve_ui(args: &RunArgs, job: &JobRecord, metrics: &Arc<Metrics>) -> Option<(Arc<UiState>, Ui)> {
+    if args.no_ui || args.process != 0 {
+        return None;
+    }
+    let view = JobView {
+        id: job.id.clone(),
+        created: job.created.clone(),
+        options: job.options.clone(),
+        workers: args.workers,
+        processes: args.processes,
+        process: args.process,
+        state_dir: (!args.ephemeral).then(|| args.state_dir.display().to_string()),
+        checkpoint_interval_ms: args.checkpoint_interval as u64,
+        sink: args
+            .sink_target()
+            .map_or_else(|error| error, |target| target.redacted()),
+    };
+    let state = UiState::new(view, metrics.clone());
+    match Ui::start(&args.ui_addr, state.clone()) {
+        Ok(ui) => {
+            eprintln!(
+                "web UI on http://{}/ (/api/job, /api/metrics, /metrics)",
+                ui.addr()
+            );
+            Some((state, ui))
+        }
+        Err(error) => {
+            eprintln!(
+                "the web UI cannot listen on {} ({error}): running without it; give --ui-addr or --no-ui",
+                args.ui_addr
+            );
+            None
+        }
+    }
 }
 
 /// The export's sink: its tables in memory, and in a durable job its change log.

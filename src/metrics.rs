@@ -43,7 +43,7 @@ pub struct Metrics {
 }
 
 /// A copy of the counters at one instant.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MetricsSnapshot {
     pub ods_user_rows: u64,
     pub ods_consumption_rows: u64,

@@ -25,10 +25,13 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 }
 
 /// The gridflow binary, keeping its job's state in `state` (`--state-dir`): each test its
-/// own, so no two tests' jobs meet in one state dir.
+/// own, so no two tests' jobs meet in one state dir; without its web UI.
 pub fn gridflow(state: &Path) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gridflow"));
-    command.env("GRIDFLOW_STATE_DIR", state);
+    // Tests run side by side: none takes the UI's port unless it asks for the UI.
+    command
+        .env("GRIDFLOW_STATE_DIR", state)
+        .env("GRIDFLOW_NO_UI", "1");
     command
 }
 

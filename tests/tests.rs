@@ -12,3 +12,4 @@ mod queries;
 mod replay_errors;
 mod server_restart;
 mod sinks;
+mod ui;

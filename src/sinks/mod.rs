@@ -54,6 +54,31 @@ impl SinkTarget {
         }
     }
 
+    /// The sink as a person may see it: a PostgreSQL URL's password left out.
+    pub fn redacted(&self) -> String {
+        match self {
+            SinkTarget::Sqlite(path) => format!("sqlite://{}", path.display()),
+            SinkTarget::None => "none".to_string(),
+            SinkTarget::Postgres(url) => {
+                let Some((scheme, rest)) = url.split_once("://") else {
+                    return url.clone();
+                };
+                match rest.split_once('@') {
+                    Some((credentials, host)) => {
+                        let user = credentials.split(':').next().unwrap_or_default();
+                        let hidden = if credentials.contains(':') {
+                            ":***"
+                        } else {
+                            ""
+                        };
+                        format!("{scheme}://{user}{hidden}@{host}")
+                    }
+                    None => url.clone(),
+                }
+            }
+        }
+    }
+
     /// Parses a sink URL.
     pub fn parse(url: &str) -> Result<SinkTarget, String> {
         if url == "none" {
@@ -600,6 +625,8 @@ mod tests {
         assert_eq!(SinkTarget::parse("none"), Ok(SinkTarget::None));
         assert!(SinkTarget::parse("sqlite://").is_err());
         assert!(SinkTarget::parse("mysql://x").is_err());
+        let secret = SinkTarget::parse("postgresql://u:secret@h:5432/db").unwrap();
+        assert_eq!(secret.redacted(), "postgresql://u:***@h:5432/db");
         assert_eq!(
             SinkTarget::parse("postgresql://u@h/db"),
             Ok(SinkTarget::Postgres("postgresql://u@h/db".into()))

@@ -1,0 +1,111 @@
+//! The web UI's API against a running job, over real HTTP: `/api/job`, `/api/metrics` and
+//! Prometheus' `/metrics`.
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::common::{ctrl_c, gridflow, scratch_dir};
+
+fn get(url: &str) -> (String, String) {
+    let mut response = ureq::get(url).call().unwrap();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (content_type, response.body_mut().read_to_string().unwrap())
+}
+
+#[test]
+fn a_running_job_serves_its_state_and_counters_over_http() {
+    let state = scratch_dir("ui_state");
+    let database = state.join("warehouse.db");
+    let mut child = gridflow(&state)
+        .env_remove("GRIDFLOW_NO_UI")
+        .args([
+            "run",
+            "--status-interval",
+            "0",
+            "--clock",
+            "wall",
+            "--seed",
+            "3",
+        ])
+        .args(["--consumption-rate", "200", "--ui-addr", "127.0.0.1:0"])
+        .arg("--sink")
+        .arg(format!("sqlite://{}", database.display()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first lines say where the UI listens (port 0: the system picked one).
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut base = None;
+    for _ in 0..20 {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(rest) = line.trim().strip_prefix("web UI on ") {
+            base = rest
+                .split_whitespace()
+                .next()
+                .map(|url| url.trim_end_matches('/').to_string());
+            break;
+        }
+    }
+    let base = base.expect("the run names its UI's address");
+
+    let (content_type, job) = get(&format!("{base}/api/job"));
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let job: serde_json::Value = serde_json::from_str(&job).unwrap();
+    assert_eq!(job["status"], "RUNNING", "{job}");
+    assert_eq!(job["options"]["--seed"], "3", "{job}");
+    assert_eq!(job["workers"], 1, "{job}");
+    assert!(job["id"].as_str().is_some_and(|id| id.len() == 16), "{job}");
+    assert!(
+        job["sink"].as_str().unwrap().starts_with("sqlite://"),
+        "{job}"
+    );
+
+    // Rows flow in at 200 a second: the counters grow.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let (_, body) = get(&format!("{base}/api/metrics"));
+        let metrics: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if metrics["ods_consumption_rows"].as_u64().unwrap_or(0) > 100 {
+            break metrics;
+        }
+        assert!(Instant::now() < deadline, "no rows counted: {metrics}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        metrics["peak_memory_bytes"].as_u64().unwrap() > 0,
+        "{metrics}"
+    );
+
+    let (content_type, text) = get(&format!("{base}/metrics"));
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let rows: u64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("gridflow_ods_consumption_rows_total "))
+        .and_then(|value| value.parse().ok())
+        .expect("the consumption counter");
+    assert!(rows > 100, "{text}");
+    assert!(
+        text.contains("# TYPE gridflow_sink_busy_seconds counter"),
+        "{text}"
+    );
+
+    // The job stops as usual; its remaining output is drained so it never blocks on the pipe.
+    let drain = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let output = ctrl_c(child);
+    assert!(output.status.success(), "{}", drain.join().unwrap());
+}
