@@ -31,7 +31,7 @@ pub fn gridflow(state: &Path) -> std::process::Command {
     // Tests run side by side: none takes the UI's port unless it asks for the UI.
     command
         .env("GRIDFLOW_STATE_DIR", state)
-        .env("GRIDFLOW_NO_UI", "1");
+        .env("GRIDFLOW_NO_UI", "true");
     command
 }
 
