@@ -15,6 +15,7 @@ pub mod export;
 pub mod faults;
 pub mod generator;
 pub mod late;
+pub mod latency;
 pub mod metrics;
 pub mod query;
 pub mod reduce;

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::latency::LatencyWindow;
 use crate::values::format_millis;
 
 /// The live counters of one process.
@@ -40,6 +41,8 @@ pub struct Metrics {
     /// Checkpoints of the workers' input logs, and the logged rows a restart fed again.
     pub checkpoints: AtomicU64,
     pub replayed_rows: AtomicU64,
+    /// End-to-end latencies of the last minute, for percentiles.
+    pub latency: LatencyWindow,
 }
 
 /// A copy of the counters at one instant.
@@ -77,6 +80,7 @@ impl Metrics {
         let micros = latency.as_micros() as u64;
         self.latency_last_micros.store(micros, Ordering::Relaxed);
         self.latency_max_micros.fetch_max(micros, Ordering::Relaxed);
+        self.latency.record(latency);
     }
 
     /// Reads every counter.

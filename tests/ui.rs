@@ -87,6 +87,13 @@ fn a_running_job_serves_its_state_and_counters_over_http() {
         metrics["peak_memory_bytes"].as_u64().unwrap() > 0,
         "{metrics}"
     );
+    // Latency percentiles of the last minute, from a histogram: ordered, and counted.
+    let latency = &metrics["latency"];
+    assert!(latency["count"].as_u64().unwrap() > 0, "{metrics}");
+    let p50 = latency["p50_ms"].as_f64().unwrap();
+    let p99 = latency["p99_ms"].as_f64().unwrap();
+    let max = latency["max_ms"].as_f64().unwrap();
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{metrics}");
 
     let (content_type, text) = get(&format!("{base}/metrics"));
     assert!(
@@ -103,6 +110,7 @@ fn a_running_job_serves_its_state_and_counters_over_http() {
         text.contains("# TYPE gridflow_sink_busy_seconds counter"),
         "{text}"
     );
+    assert!(text.contains("gridflow_latency_p99_seconds "), "{text}");
 
     // The job stops as usual; its remaining output is drained so it never blocks on the pipe.
     let drain = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());

@@ -17,6 +17,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::latency::Percentiles;
 use crate::metrics::{peak_memory_bytes, Metrics, MetricsSnapshot};
 
 /// What the job is, as `/api/job` shows it.
@@ -207,6 +208,8 @@ async fn job(State(state): State<Arc<UiState>>) -> impl IntoResponse {
 struct MetricsResponse {
     #[serde(flatten)]
     counters: MetricsSnapshot,
+    /// End-to-end latency over the last minute.
+    latency: Percentiles,
     consumption_rows_per_second: f64,
     peak_memory_bytes: Option<u64>,
     uptime_seconds: f64,
@@ -215,6 +218,7 @@ struct MetricsResponse {
 async fn metrics(State(state): State<Arc<UiState>>) -> impl IntoResponse {
     Json(MetricsResponse {
         counters: state.metrics.snapshot(),
+        latency: state.metrics.latency.percentiles(),
         consumption_rows_per_second: state.consumption_rate(),
         peak_memory_bytes: peak_memory_bytes(),
         uptime_seconds: state.started.elapsed().as_secs_f64(),

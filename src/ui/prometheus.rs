@@ -98,6 +98,7 @@ struct Counters {
 impl Collector for Counters {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let snapshot = self.metrics.snapshot();
+        let percentiles = self.metrics.latency.percentiles();
         for (name, help, value) in counters(&snapshot) {
             let counter = ConstCounter::new(value);
             counter.encode(encoder.encode_descriptor(
@@ -121,9 +122,27 @@ impl Collector for Counters {
                 false,
             ),
             (
-                "latency",
-                "End-to-end latency of the latest completed logical time",
-                snapshot.latency_last_micros as f64 / 1e6,
+                "latency_p50",
+                "End-to-end latency over the last minute, median",
+                percentiles.p50_ms / 1e3,
+                false,
+            ),
+            (
+                "latency_p95",
+                "End-to-end latency over the last minute, 95th percentile",
+                percentiles.p95_ms / 1e3,
+                false,
+            ),
+            (
+                "latency_p99",
+                "End-to-end latency over the last minute, 99th percentile",
+                percentiles.p99_ms / 1e3,
+                false,
+            ),
+            (
+                "latency_max",
+                "End-to-end latency over the last minute, largest",
+                percentiles.max_ms / 1e3,
                 false,
             ),
             (
