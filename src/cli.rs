@@ -413,6 +413,7 @@ impl RunArgs {
             sink_ods_and_dwd,
             stop: Default::default(),
             durability: None,
+            gathered: None,
         })
     }
 

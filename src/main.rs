@@ -23,6 +23,7 @@ use gridflow::sinks::postgres::Postgres;
 use gridflow::sinks::sqlite::Sqlite;
 use gridflow::sinks::{Database, DatabaseSink, SinkError, SinkTarget, Tee};
 use gridflow::source::Time;
+use gridflow::ui::gather::JobCounters;
 use gridflow::ui::{JobView, Status as UiStatus, Ui, UiState};
 use gridflow::values::parse_millis;
 
@@ -272,7 +273,9 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
     });
     let finished = Arc::new(AtomicBool::new(false));
     let status = spawn_status_line(&metrics, &finished, args.status_interval);
-    let ui = serve_ui(&args, &job, &metrics);
+    let gathered = JobCounters::default();
+    config.gathered = Some(gathered.clone());
+    let ui = serve_ui(&args, &job, &metrics, gathered);
 
     // Worker 0 takes the sinks out of this slot when it starts; with neither, no changes leave.
     let slot = Mutex::new(Some(Tee(export, database)));
@@ -354,7 +357,12 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
 
 /// Starts the web UI on process 0, unless `--no-ui`; a port that cannot be had is a warning,
 /// not a failure of the job.
-fn serve_ui(args: &RunArgs, job: &JobRecord, metrics: &Arc<Metrics>) -> Option<(Arc<UiState>, Ui)> {
+fn serve_ui(
+    args: &RunArgs,
+    job: &JobRecord,
+    metrics: &Arc<Metrics>,
+    gathered: JobCounters,
+) -> Option<(Arc<UiState>, Ui)> {
     if args.no_ui || args.process != 0 {
         return None;
     }
@@ -371,7 +379,7 @@ fn serve_ui(args: &RunArgs, job: &JobRecord, metrics: &Arc<Metrics>) -> Option<(
             .sink_target()
             .map_or_else(|error| error, |target| target.redacted()),
     };
-    let state = UiState::new(view, metrics.clone());
+    let state = UiState::new(view, metrics.clone(), gathered);
     match Ui::start(&args.ui_addr, state.clone()) {
         Ok(ui) => {
             eprintln!(

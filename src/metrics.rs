@@ -46,7 +46,7 @@ pub struct Metrics {
 }
 
 /// A copy of the counters at one instant.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MetricsSnapshot {
     pub ods_user_rows: u64,
     pub ods_consumption_rows: u64,

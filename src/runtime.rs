@@ -35,6 +35,7 @@ use crate::retention::Retention;
 use crate::rows::{Consumption, ConsumptionId, Millis, User, UserId};
 use crate::sinks::SinkError;
 use crate::source::{Scripted, Source, Tick, Time};
+use crate::ui::gather::{CountersFeed, JobCounters};
 
 /// Which clock paces the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -76,6 +77,8 @@ pub struct RunConfig {
     /// A durable job: input log, checkpoints, snapshots and restart. `None`: nothing outlives
     /// the process.
     pub durability: Option<Durability>,
+    /// Where worker 0 keeps every process's latest counters (the web UI reads them).
+    pub gathered: Option<JobCounters>,
 }
 
 /// How a durable job keeps its state ([`crate::durable`]).
@@ -233,6 +236,10 @@ where
                     marked: None,
                 });
             }
+            // Every worker builds the gathering dataflow; worker 0 keeps what it hears.
+            let threads = local_workers(&config.timely).len();
+            let gathered = (index == 0).then(|| config.gathered.clone()).flatten();
+            let mut counters = CountersFeed::build(worker, threads, gathered);
             let sink_cell: Option<Rc<RefCell<S>>> = match (index, make_sink.as_ref()) {
                 (0, Some(make)) => Some(Rc::new(RefCell::new(make()))),
                 _ => None,
@@ -323,12 +330,17 @@ where
                 durable.as_mut(),
                 &probe,
                 &config,
-                &metrics,
+                Reporter {
+                    metrics: &metrics,
+                    progress: index == 0,
+                    counters: &mut counters,
+                },
             );
             if let Err(error) = failed {
                 fail(error);
             }
             drop(inputs);
+            counters.close(&metrics);
             if let Some(durable) = durable {
                 let Durable { mut feed, log, .. } = durable;
                 feed.close();
@@ -540,12 +552,13 @@ fn drive(
     mut durable: Option<&mut Durable<'_>>,
     probe: &ProbeHandle<Time>,
     config: &RunConfig,
-    metrics: &Metrics,
+    mut reporter: Reporter<'_>,
 ) -> Result<(), StateError> {
+    let metrics = reporter.metrics;
     let index = worker.index();
     // Batches sealed but not yet complete: the last time of each, and the instant it was sealed.
     let mut inflight: VecDeque<(Time, Instant)> = VecDeque::new();
-    let report_progress = index == 0;
+
     // Rows sent since the input frontier last advanced, and the last time they carry.
     let mut unsealed_rows = 0;
     let mut unsealed_time: Option<Time> = None;
@@ -577,14 +590,7 @@ fn drive(
             Metrics::add(&metrics.replayed_rows, tick.len() as u64);
         }
         if config.clock == Clock::Wall {
-            wait_for_wall_clock(
-                worker,
-                tick.time,
-                probe,
-                &mut inflight,
-                metrics,
-                report_progress,
-            );
+            wait_for_wall_clock(worker, tick.time, probe, &mut inflight, &mut reporter);
         }
         if unsealed_time.is_none() {
             inputs.advance_to(tick.time);
@@ -618,12 +624,12 @@ fn drive(
                 durable.keep_up(inputs, index);
             }
             worker.step();
-            retire_completed(probe, &mut inflight, metrics, report_progress);
+            reporter.retire(probe, &mut inflight);
             // Waiting for the dataflow (or a slow sink on worker 0) parks instead of spinning,
             // which would take a core from the workers that have the work.
             while inflight.len() > config.max_inflight.max(1) {
                 worker.step_or_park(None);
-                retire_completed(probe, &mut inflight, metrics, report_progress);
+                reporter.retire(probe, &mut inflight);
                 if let Some(durable) = durable.as_mut() {
                     durable.keep_up(inputs, index);
                 }
@@ -645,7 +651,7 @@ fn drive(
     }
     while !inflight.is_empty() && !probe.done() {
         worker.step_or_park(None);
-        retire_completed(probe, &mut inflight, metrics, report_progress);
+        reporter.retire(probe, &mut inflight);
         if let Some(durable) = durable.as_mut() {
             durable.keep_up(inputs, index);
         }
@@ -674,24 +680,31 @@ fn seal(inputs: &mut Inputs, time: Time, inflight: &mut VecDeque<(Time, Instant)
     inflight.push_back((time, Instant::now()));
 }
 
-/// Records latency and progress for every tick the probe has passed.
-fn retire_completed(
-    probe: &ProbeHandle<Time>,
-    inflight: &mut VecDeque<(Time, Instant)>,
-    metrics: &Metrics,
-    report_progress: bool,
-) {
-    while let Some(&(time, sealed)) = inflight.front() {
-        if probe.less_equal(&time) {
-            break;
+/// What a worker reports as it goes: latency and the logical time caught up (worker 0), and its
+/// process's counters for the web UI (a process's first worker, [`CountersFeed`]).
+struct Reporter<'a> {
+    metrics: &'a Metrics,
+    progress: bool,
+    counters: &'a mut CountersFeed,
+}
+
+impl Reporter<'_> {
+    /// Records latency and progress for every tick the probe has passed, and sends the
+    /// process's counters when they are due.
+    fn retire(&mut self, probe: &ProbeHandle<Time>, inflight: &mut VecDeque<(Time, Instant)>) {
+        while let Some(&(time, sealed)) = inflight.front() {
+            if probe.less_equal(&time) {
+                break;
+            }
+            inflight.pop_front();
+            if self.progress {
+                self.metrics.record_latency(sealed.elapsed());
+                self.metrics
+                    .caught_up_time
+                    .store(time, std::sync::atomic::Ordering::Relaxed);
+            }
         }
-        inflight.pop_front();
-        if report_progress {
-            metrics.record_latency(sealed.elapsed());
-            metrics
-                .caught_up_time
-                .store(time, std::sync::atomic::Ordering::Relaxed);
-        }
+        self.counters.publish(self.metrics);
     }
 }
 
@@ -701,8 +714,7 @@ fn wait_for_wall_clock(
     time: Time,
     probe: &ProbeHandle<Time>,
     inflight: &mut VecDeque<(Time, Instant)>,
-    metrics: &Metrics,
-    report_progress: bool,
+    reporter: &mut Reporter<'_>,
 ) {
     loop {
         let now = now_millis() as Time;
@@ -711,7 +723,7 @@ fn wait_for_wall_clock(
         }
         let wait = Duration::from_millis((time - now).min(50));
         worker.step_or_park(Some(wait));
-        retire_completed(probe, inflight, metrics, report_progress);
+        reporter.retire(probe, inflight);
     }
 }
 

@@ -95,6 +95,7 @@ pub fn run_and_export_with(
         sink_ods_and_dwd: true,
         stop: Default::default(),
         durability: None,
+        gathered: None,
     };
     let metrics = Arc::new(Metrics::default());
     let outcome =

@@ -82,6 +82,7 @@ impl Params {
             sink_ods_and_dwd: true,
             stop: Default::default(),
             durability: None,
+            gathered: None,
         }
     }
 }

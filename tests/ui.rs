@@ -117,3 +117,98 @@ fn a_running_job_serves_its_state_and_counters_over_http() {
     let output = ctrl_c(child);
     assert!(output.status.success(), "{}", drain.join().unwrap());
 }
+
+#[test]
+fn process_zero_serves_the_counters_of_every_process() {
+    let cluster = scratch_dir("ui_cluster");
+    let hostfile = cluster.join("hosts");
+    let ports = [crate::processes::free_port(), crate::processes::free_port()];
+    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]);
+    std::fs::write(&hostfile, hosts).unwrap();
+    let spawn = |process: &str| {
+        let mut command = gridflow(&cluster.join("state"));
+        command
+            .args([
+                "run",
+                "--status-interval",
+                "0",
+                "--clock",
+                "wall",
+                "--seed",
+                "5",
+            ])
+            .args(["--consumption-rate", "200", "--sink", "none", "-w", "1"])
+            .args(["-n", "2", "-p", process, "--hostfile"])
+            .arg(&hostfile)
+            .stderr(Stdio::piped());
+        if process == "0" {
+            command
+                .env_remove("GRIDFLOW_NO_UI")
+                .args(["--ui-addr", "127.0.0.1:0"]);
+        }
+        command.spawn().unwrap()
+    };
+    let mut zero = spawn("0");
+    let one = spawn("1");
+    let mut stderr = BufReader::new(zero.stderr.take().unwrap());
+    let mut base = None;
+    for _ in 0..20 {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(rest) = line.trim().strip_prefix("web UI on ") {
+            base = rest
+                .split_whitespace()
+                .next()
+                .map(|url| url.trim_end_matches('/').to_string());
+            break;
+        }
+    }
+    let base = base.expect("process 0 names its UI's address");
+    let drain = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+
+    // Each process generates the rows of the users it owns: both counters grow, and the job's
+    // total is their sum.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = get(&format!("{base}/api/metrics"));
+        let metrics: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let processes = metrics["processes"].as_array().unwrap();
+        assert_eq!(processes.len(), 2, "{metrics}");
+        let rows: Vec<u64> = processes
+            .iter()
+            .map(|p| p["ods_consumption_rows"].as_u64().unwrap_or(0))
+            .collect();
+        if rows.iter().all(|&rows| rows > 50) {
+            let total = metrics["ods_consumption_rows"].as_u64().unwrap();
+            assert!(total >= rows[1] && total > rows[0], "{metrics}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every process heard: {metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Both stop together: a process drains only once every process has stopped reading.
+    for child in [&zero, &one] {
+        let pid = child.id().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let outputs = [
+        zero.wait_with_output().unwrap(),
+        one.wait_with_output().unwrap(),
+    ];
+    let zero_stderr = drain.join().unwrap();
+    assert!(outputs[0].status.success(), "{zero_stderr}");
+    assert!(
+        outputs[1].status.success(),
+        "{}",
+        String::from_utf8_lossy(&outputs[1].stderr)
+    );
+}

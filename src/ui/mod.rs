@@ -3,6 +3,7 @@
 //! (`/metrics`, [`prometheus`]). It only reads: the shared [`Metrics`] and what the job
 //! recorded, so a slow client never slows the dataflow.
 
+pub mod gather;
 pub mod prometheus;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -19,6 +20,7 @@ use serde::Serialize;
 
 use crate::latency::Percentiles;
 use crate::metrics::{peak_memory_bytes, Metrics, MetricsSnapshot};
+use gather::{totals, JobCounters};
 
 /// What the job is, as `/api/job` shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -53,6 +55,8 @@ pub enum Status {
 pub struct UiState {
     pub job: JobView,
     pub metrics: Arc<Metrics>,
+    /// Every process's latest counters, gathered at worker 0.
+    pub gathered: JobCounters,
     started: Instant,
     status: Mutex<Status>,
     /// Counters sampled every second over the last minute, for rates.
@@ -63,10 +67,11 @@ pub struct UiState {
 const SAMPLE_SECONDS: usize = 60;
 
 impl UiState {
-    pub fn new(job: JobView, metrics: Arc<Metrics>) -> Arc<UiState> {
+    pub fn new(job: JobView, metrics: Arc<Metrics>, gathered: JobCounters) -> Arc<UiState> {
         Arc::new(UiState {
             job,
             metrics,
+            gathered,
             started: Instant::now(),
             status: Mutex::new(Status::Running),
             samples: Mutex::default(),
@@ -85,9 +90,27 @@ impl UiState {
             .clone()
     }
 
+    /// Each process's latest counters, as heard; this process's own are always current.
+    fn process_counters(&self) -> Vec<Option<MetricsSnapshot>> {
+        let mut gathered = self
+            .gathered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        gathered.resize(self.job.processes.max(1) as usize, None);
+        gathered[self.job.process as usize] = Some(self.metrics.snapshot());
+        gathered
+    }
+
+    /// The whole job's counters: summed over every process (the others' at most a second
+    /// old).
+    fn job_counters(&self) -> MetricsSnapshot {
+        totals(&self.process_counters())
+    }
+
     fn sample(&self) {
         let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
-        samples.push_back((Instant::now(), self.metrics.snapshot()));
+        samples.push_back((Instant::now(), self.job_counters()));
         while samples.len() > SAMPLE_SECONDS + 1 {
             samples.pop_front();
         }
@@ -198,16 +221,19 @@ async fn job(State(state): State<Arc<UiState>>) -> impl IntoResponse {
         status: state.status(),
         uptime_seconds: state.started.elapsed().as_secs_f64(),
         job: &state.job,
-        checkpoints: state.metrics.snapshot().checkpoints,
+        checkpoints: state.job_counters().checkpoints,
     };
     Json(serde_json::to_value(&response).unwrap_or_default())
 }
 
-/// `/api/metrics`: every counter, the consumption rate over the last minute, memory.
+/// `/api/metrics`: every counter of the whole job, each process's, the consumption rate over
+/// the last minute, latency, memory.
 #[derive(Serialize)]
 struct MetricsResponse {
     #[serde(flatten)]
     counters: MetricsSnapshot,
+    /// Each process's counters (`null` for one not heard from yet).
+    processes: Vec<Option<MetricsSnapshot>>,
     /// End-to-end latency over the last minute.
     latency: Percentiles,
     consumption_rows_per_second: f64,
@@ -217,7 +243,8 @@ struct MetricsResponse {
 
 async fn metrics(State(state): State<Arc<UiState>>) -> impl IntoResponse {
     Json(MetricsResponse {
-        counters: state.metrics.snapshot(),
+        counters: state.job_counters(),
+        processes: state.process_counters(),
         latency: state.metrics.latency.percentiles(),
         consumption_rows_per_second: state.consumption_rate(),
         peak_memory_bytes: peak_memory_bytes(),
@@ -227,8 +254,12 @@ async fn metrics(State(state): State<Arc<UiState>>) -> impl IntoResponse {
 
 /// `/metrics`: the counters in the OpenMetrics text format Prometheus scrapes.
 async fn prometheus_metrics(State(state): State<Arc<UiState>>) -> impl IntoResponse {
-    let text = prometheus::encode(&state.metrics, state.started.elapsed())
-        .unwrap_or_else(|error| format!("# encoding failed: {error}\n"));
+    let text = prometheus::encode(
+        state.job_counters(),
+        state.metrics.latency.percentiles(),
+        state.started.elapsed(),
+    )
+    .unwrap_or_else(|error| format!("# encoding failed: {error}\n"));
     (
         [(
             header::CONTENT_TYPE,

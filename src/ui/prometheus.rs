@@ -10,7 +10,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::metrics::{peak_memory_bytes, Metrics, MetricsSnapshot};
+use crate::latency::Percentiles;
+use crate::metrics::{peak_memory_bytes, MetricsSnapshot};
 
 /// The counters (each gets `_total`): name, help, value.
 fn counters(m: &MetricsSnapshot) -> [(&'static str, &'static str, u64); 14] {
@@ -88,18 +89,18 @@ fn counters(m: &MetricsSnapshot) -> [(&'static str, &'static str, u64); 14] {
     ]
 }
 
-/// Reads the counters at each scrape.
+/// The counters of one scrape.
 #[derive(Debug)]
 struct Counters {
-    metrics: std::sync::Arc<Metrics>,
-    started: std::time::Instant,
+    snapshot: MetricsSnapshot,
+    percentiles: Percentiles,
+    uptime: Duration,
 }
 
 impl Collector for Counters {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let snapshot = self.metrics.snapshot();
-        let percentiles = self.metrics.latency.percentiles();
-        for (name, help, value) in counters(&snapshot) {
+        let (snapshot, percentiles) = (&self.snapshot, &self.percentiles);
+        for (name, help, value) in counters(snapshot) {
             let counter = ConstCounter::new(value);
             counter.encode(encoder.encode_descriptor(
                 name,
@@ -118,7 +119,7 @@ impl Collector for Counters {
             (
                 "uptime",
                 "Time since the process started",
-                self.started.elapsed().as_secs_f64(),
+                self.uptime.as_secs_f64(),
                 false,
             ),
             (
@@ -187,15 +188,18 @@ impl Collector for Counters {
     }
 }
 
-/// The counters of `metrics` as OpenMetrics text.
+/// `snapshot` (this process's counters, or the whole job's) and the latency `percentiles` as
+/// OpenMetrics text.
 pub fn encode(
-    metrics: &std::sync::Arc<Metrics>,
+    snapshot: MetricsSnapshot,
+    percentiles: Percentiles,
     uptime: Duration,
 ) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::with_prefix("gridflow");
     registry.register_collector(Box::new(Counters {
-        metrics: metrics.clone(),
-        started: std::time::Instant::now() - uptime,
+        snapshot,
+        percentiles,
+        uptime,
     }));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry)?;
@@ -208,10 +212,12 @@ mod tests {
 
     #[test]
     fn every_counter_is_named_gridflow_and_total() {
-        let metrics = std::sync::Arc::new(Metrics::default());
-        Metrics::add(&metrics.ods_consumption_rows, 42);
-        Metrics::add(&metrics.sink_busy_micros, 1_500_000);
-        let text = encode(&metrics, Duration::from_secs(3)).unwrap();
+        let snapshot = MetricsSnapshot {
+            ods_consumption_rows: 42,
+            sink_busy_micros: 1_500_000,
+            ..MetricsSnapshot::default()
+        };
+        let text = encode(snapshot, Percentiles::default(), Duration::from_secs(3)).unwrap();
         assert!(
             text.contains("gridflow_ods_consumption_rows_total 42\n"),
             "{text}"
