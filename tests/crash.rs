@@ -42,6 +42,18 @@ const JOB: [&str; 14] = [
     "2",
 ];
 
+/// How every run that is to be killed starts: frequent checkpoints, and snapshots folded from
+/// a small log, so there are checkpoints and folds to die in.
+const CRASHING_RUN: [&str; 7] = [
+    "run",
+    "--status-interval",
+    "0",
+    "--checkpoint-interval",
+    "50ms",
+    "--fold-min-bytes",
+    "200000",
+];
+
 /// How each crashing run dies: at a fault point of the process (`GRIDFLOW_KILL_AT`), or by a
 /// SIGKILL from outside after a delay.
 #[derive(Clone, Copy, Debug)]
@@ -84,15 +96,7 @@ fn run_and_die(
 ) -> (ExitStatus, String) {
     let mut command = gridflow(state);
     command
-        .args([
-            "run",
-            "--status-interval",
-            "0",
-            "--checkpoint-interval",
-            "50ms",
-        ])
-        // snapshots folded from a small log, so there are folds to die in
-        .args(["--fold-min-bytes", "200000"])
+        .args(CRASHING_RUN)
         .args(JOB)
         .args(sink)
         .arg("--export")
@@ -250,14 +254,8 @@ fn a_two_process_job_killed_in_both_processes_ends_exactly_as_an_uninterrupted_o
             .map(|process| {
                 let mut command = gridflow(&cluster.join("state"));
                 command
-                    .args([
-                        "run",
-                        "--status-interval",
-                        "0",
-                        "--checkpoint-interval",
-                        "50ms",
-                    ])
-                    .args(["--fold-min-bytes", "200000", "--sink", "none"])
+                    .args(CRASHING_RUN)
+                    .args(["--sink", "none"])
                     .args(&job)
                     .args([
                         "-n",

@@ -18,6 +18,23 @@ fn get(url: &str) -> (String, String) {
     (content_type, response.body_mut().read_to_string().unwrap())
 }
 
+/// Reads a run's first lines up to the one naming where its UI listens (port 0: the system
+/// picked one); returns the UI's base URL and the rest of the output, to be drained.
+fn ui_address(stderr: std::process::ChildStderr) -> (String, BufReader<std::process::ChildStderr>) {
+    let mut stderr = BufReader::new(stderr);
+    for _ in 0..20 {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(rest) = line.trim().strip_prefix("web UI on ") {
+            let url = rest.split_whitespace().next().unwrap_or_default();
+            return (url.trim_end_matches('/').to_string(), stderr);
+        }
+    }
+    panic!("the run does not name its UI's address");
+}
+
 #[test]
 fn a_running_job_serves_its_state_and_counters_over_http() {
     let state = scratch_dir("ui_state");
@@ -40,22 +57,7 @@ fn a_running_job_serves_its_state_and_counters_over_http() {
         .spawn()
         .unwrap();
     // The first lines say where the UI listens (port 0: the system picked one).
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut base = None;
-    for _ in 0..20 {
-        let mut line = String::new();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        if let Some(rest) = line.trim().strip_prefix("web UI on ") {
-            base = rest
-                .split_whitespace()
-                .next()
-                .map(|url| url.trim_end_matches('/').to_string());
-            break;
-        }
-    }
-    let base = base.expect("the run names its UI's address");
+    let (base, stderr) = ui_address(child.stderr.take().unwrap());
 
     let (content_type, job) = get(&format!("{base}/api/job"));
     assert!(
@@ -150,22 +152,7 @@ fn process_zero_serves_the_counters_of_every_process() {
     };
     let mut zero = spawn("0");
     let one = spawn("1");
-    let mut stderr = BufReader::new(zero.stderr.take().unwrap());
-    let mut base = None;
-    for _ in 0..20 {
-        let mut line = String::new();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        if let Some(rest) = line.trim().strip_prefix("web UI on ") {
-            base = rest
-                .split_whitespace()
-                .next()
-                .map(|url| url.trim_end_matches('/').to_string());
-            break;
-        }
-    }
-    let base = base.expect("process 0 names its UI's address");
+    let (base, stderr) = ui_address(zero.stderr.take().unwrap());
     let drain = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
 
     // Each process generates the rows of the users it owns: both counters grow, and the job's
