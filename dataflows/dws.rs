@@ -91,6 +91,9 @@ pub struct Dws<'scope> {
     pub region_stats: Table<'scope, RegionStats>,
     /// `dws_user_ranking`.
     pub rankings: Table<'scope, UserRanking>,
+    /// The partials joined with their users' columns, by partition: what the monitor's
+    /// corrections read (`src/ui/corrections.rs`).
+    pub members: Table<'scope, ((Millis, RegionId), Member)>,
 }
 
 /// Builds both DWS tables with tumbling windows of `window` milliseconds.
@@ -122,7 +125,7 @@ pub fn dws<'scope>(ods: &Ods<'scope>, dwd: &Dwd<'scope>, window: Millis) -> Dws<
             },
         );
     let partitions = reduce_in_time_order(
-        members,
+        members.clone(),
         "dws.partitions",
         |&(stat_date, region_id), members, output| {
             output.extend(partition_rows(stat_date, region_id, members));
@@ -157,6 +160,7 @@ pub fn dws<'scope>(ods: &Ods<'scope>, dwd: &Dwd<'scope>, window: Millis) -> Dws<
         region_stats: regions.clone().map(|(stats, _)| stats),
         regions,
         rankings,
+        members,
     }
 }
 
@@ -183,12 +187,12 @@ fn partial_of(rows: &[((Cents, Cents), isize)]) -> Partial {
 #[derive(
     Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
-struct Member {
-    user_id: UserId,
+pub struct Member {
+    pub user_id: UserId,
     hour: u32,
     user_name: Text,
     region_name: Text,
-    partial: Partial,
+    pub partial: Partial,
 }
 
 /// A user's sums over the hours of one window.

@@ -287,9 +287,14 @@ pub struct RunArgs {
     )]
     pub ui_addr: String,
 
-    /// Serve no web UI.
+    /// Serve no web UI (and build none of its exits and loggers).
     #[arg(long, env = "GRIDFLOW_NO_UI")]
     pub no_ui: bool,
+
+    /// After a bounded job ends, keep the web UI serving its final state this long (Ctrl-C
+    /// ends the wait), so its pages can still be looked at.
+    #[arg(long, env = "GRIDFLOW_UI_LINGER", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub ui_linger: Option<Millis>,
 
     /// Start the job over: clear the state dir and the sink's tables first.
     #[arg(long, env = "GRIDFLOW_RESET")]
@@ -414,6 +419,7 @@ impl RunArgs {
             stop: Default::default(),
             durability: None,
             gathered: None,
+            monitor: None,
         })
     }
 

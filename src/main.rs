@@ -17,13 +17,18 @@ use gridflow::durable::{JobRecord, StateDir, StateError};
 use gridflow::export::{write_errors, write_warehouse};
 use gridflow::metrics::{peak_memory_bytes, Metrics, MetricsSnapshot};
 use gridflow::query::{render, run_query};
+use gridflow::rows::Millis;
+use gridflow::runtime::Monitor;
 use gridflow::runtime::{run, Durability, RunError};
 use gridflow::sinks::background::Background;
 use gridflow::sinks::postgres::Postgres;
 use gridflow::sinks::sqlite::Sqlite;
 use gridflow::sinks::{Database, DatabaseSink, SinkError, SinkTarget, Tee};
 use gridflow::source::Time;
+use gridflow::ui::corrections::SharedCorrections;
+use gridflow::ui::dataflow_log::SharedDataflow;
 use gridflow::ui::gather::JobCounters;
+use gridflow::ui::live::SharedLive;
 use gridflow::ui::{JobView, Status as UiStatus, Ui, UiState};
 use gridflow::values::parse_millis;
 
@@ -276,6 +281,14 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
     let gathered = JobCounters::default();
     config.gathered = Some(gathered.clone());
     let ui = serve_ui(&args, &job, &metrics, gathered);
+    // The UI's exits are built unless `--no-ui`, and always in a multi-process job: every
+    // process must build the same dataflow whatever its own options say (process 1 has no
+    // UI of its own). Only the UI's process keeps what they gather.
+    config.monitor = (!args.no_ui || args.multi_process()).then(|| {
+        ui.as_ref()
+            .map(|(state, _)| state.monitor.clone())
+            .unwrap_or_default()
+    });
 
     // Worker 0 takes the sinks out of this slot when it starts; with neither, no changes leave.
     let slot = Mutex::new(Some(Tee(export, database)));
@@ -288,6 +301,7 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
             .take()
             .expect("one sink per run")
     });
+    let stopped = config.stop.clone();
     let outcome = run(config, args.source(), make_sink, metrics.clone());
     finished.store(true, Ordering::Relaxed);
     if let Some(status) = status {
@@ -300,6 +314,9 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
                 error: error.to_string(),
             },
         });
+    }
+    if outcome.is_err() {
+        linger(&ui, args.ui_linger, &stopped);
     }
     let outcome = outcome?;
     let (export, database) = match outcome.sink {
@@ -352,7 +369,28 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
         }
         eprintln!("exported {} tables to {}", 6, dir.display());
     }
+    linger(&ui, args.ui_linger, &stopped);
     Ok(())
+}
+
+/// With `--ui-linger`, keeps the web UI serving the ended job's final state for that long, or
+/// until Ctrl-C.
+fn linger(ui: &Option<(Arc<UiState>, Ui)>, linger: Option<Millis>, stopped: &AtomicBool) {
+    let (Some((_, ui)), Some(linger)) = (ui, linger) else {
+        return;
+    };
+    if stopped.load(Ordering::Relaxed) {
+        return;
+    }
+    eprintln!(
+        "the job has ended; the web UI on http://{}/ stays up for {:.0} s (Ctrl-C ends it)",
+        ui.addr(),
+        linger as f64 / 1000.0
+    );
+    let until = Instant::now() + Duration::from_millis(linger as u64);
+    while Instant::now() < until && !stopped.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Starts the web UI on process 0, unless `--no-ui`; a port that cannot be had is a warning,
@@ -379,11 +417,16 @@ fn serve_ui(
             .sink_target()
             .map_or_else(|error| error, |target| target.redacted()),
     };
-    let state = UiState::new(view, metrics.clone(), gathered);
+    let monitor = Monitor {
+        live: Some(SharedLive::default()),
+        corrections: Some(SharedCorrections::default()),
+        dataflow: Some(SharedDataflow::default()),
+    };
+    let state = UiState::new(view, metrics.clone(), gathered, monitor);
     match Ui::start(&args.ui_addr, state.clone()) {
         Ok(ui) => {
             eprintln!(
-                "web UI on http://{}/ (/api/job, /api/metrics, /metrics)",
+                "web UI on http://{}/ (the job; /dashboard: the control room; /api/…, /metrics)",
                 ui.addr()
             );
             Some((state, ui))

@@ -26,6 +26,9 @@ pub struct Metrics {
     pub expired_rows: AtomicU64,
     /// Versions of `dws_region_daily_stats` rows retracted after they were emitted.
     pub corrected_window_rows: AtomicU64,
+    /// User rows that corrected output already emitted (late arrivals, moves, updates,
+    /// deletes), as the web UI's corrections feed lists them; counted only with the UI on.
+    pub corrections: AtomicU64,
     /// Input rows that could not be read.
     pub malformed_rows: AtomicU64,
     /// The latest logical time every worker of this process has completed.
@@ -58,6 +61,7 @@ pub struct MetricsSnapshot {
     pub late_rows: u64,
     pub expired_rows: u64,
     pub corrected_window_rows: u64,
+    pub corrections: u64,
     pub malformed_rows: u64,
     pub caught_up_time: u64,
     pub latency_last_micros: u64,
@@ -97,6 +101,7 @@ impl Metrics {
             late_rows: load(&self.late_rows),
             expired_rows: load(&self.expired_rows),
             corrected_window_rows: load(&self.corrected_window_rows),
+            corrections: load(&self.corrections),
             malformed_rows: load(&self.malformed_rows),
             caught_up_time: load(&self.caught_up_time),
             latency_last_micros: load(&self.latency_last_micros),

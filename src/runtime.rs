@@ -35,7 +35,11 @@ use crate::retention::Retention;
 use crate::rows::{Consumption, ConsumptionId, Millis, User, UserId};
 use crate::sinks::SinkError;
 use crate::source::{Scripted, Source, Tick, Time};
+use crate::ui::corrections::SharedCorrections;
+use crate::ui::dataflow_log::SharedDataflow;
+use crate::ui::exits::{corrections, live_dashboard};
 use crate::ui::gather::{CountersFeed, JobCounters};
+use crate::ui::live::SharedLive;
 
 /// Which clock paces the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -79,6 +83,19 @@ pub struct RunConfig {
     pub durability: Option<Durability>,
     /// Where worker 0 keeps every process's latest counters (the web UI reads them).
     pub gathered: Option<JobCounters>,
+    /// The web UI's exits and logging; `None` when the job has no UI. It must be `Some` in
+    /// every process of a job whose process 0 has a UI (every process builds the same
+    /// dataflow), with the shared views only where the UI runs.
+    pub monitor: Option<Monitor>,
+}
+
+/// What the web UI reads from inside the dataflow ([`crate::ui`]): worker 0 keeps the live
+/// dashboard and the corrections; every local worker's loggers sum up the dataflow's work.
+#[derive(Clone, Debug, Default)]
+pub struct Monitor {
+    pub live: Option<SharedLive>,
+    pub corrections: Option<SharedCorrections>,
+    pub dataflow: Option<SharedDataflow>,
 }
 
 /// How a durable job keeps its state ([`crate::durable`]).
@@ -185,6 +202,12 @@ where
         let body = AssertUnwindSafe(|| -> Result<Option<S>, String> {
             let index = worker.index();
             let peers = worker.peers();
+            // The loggers must be in place before the first dataflow is built.
+            let monitor = config.monitor.clone();
+            if let Some(shared) = monitor.as_ref().and_then(|m| m.dataflow.clone()) {
+                let local = index - local_workers(&config.timely).start;
+                crate::ui::dataflow_log::register(worker, shared, local);
+            }
             let (mut source, errors): (Box<dyn Source>, Vec<RowError>) = match &source {
                 SourceSpec::Generator(generator) => (
                     Box::new(Generator::new(generator.clone(), index, peers)),
@@ -275,6 +298,8 @@ where
                 );
                 let arriving_dates = layers.ods.facts.clone().map(|f| f.date);
                 count_late_rows(arriving_dates, worker_metrics.clone());
+                let users = layers.ods.users.clone();
+                let members = layers.dws.members.clone();
                 let tables = leaving(layers, retention);
                 let region_stats = count_updates(tables.region_stats, m, |m| &m.dws_region_updates);
                 let region_stats = count_corrections(region_stats, m).probe_with(&probe);
@@ -282,6 +307,21 @@ where
                     .probe_with(&probe);
                 let dashboards =
                     count_updates(tables.dashboards, m, |m| &m.ads_updates).probe_with(&probe);
+                if let Some(monitor) = &monitor {
+                    live_dashboard(
+                        dashboards.clone(),
+                        rankings.clone(),
+                        monitor.live.clone().filter(|_| index == 0),
+                    );
+                    corrections(
+                        users,
+                        members,
+                        rankings.clone(),
+                        dashboards.clone(),
+                        monitor.corrections.clone().filter(|_| index == 0),
+                        worker_metrics.clone(),
+                    );
+                }
                 m.dwd_built
                     .store(tables.ods_and_dwd.is_some(), Ordering::Relaxed);
                 let ods_and_dwd = tables.ods_and_dwd.map(|mut tables| {
@@ -334,6 +374,10 @@ where
                     metrics: &metrics,
                     progress: index == 0,
                     counters: &mut counters,
+                    sealed: monitor
+                        .as_ref()
+                        .and_then(|m| m.corrections.clone())
+                        .filter(|_| index == 0),
                 },
             );
             if let Err(error) = failed {
@@ -613,6 +657,7 @@ fn drive(
             config.clock == Clock::Wall && tick.time + CATCHING_UP_MILLIS >= now_millis() as Time;
         if live || unsealed_rows >= config.progress_rows {
             seal(inputs, tick.time, &mut inflight);
+            reporter.sealed(tick.time);
             last_sealed = Some(tick.time);
             unsealed_rows = 0;
             unsealed_time = None;
@@ -638,6 +683,7 @@ fn drive(
     }
     if let Some(time) = unsealed_time {
         seal(inputs, time, &mut inflight);
+        reporter.sealed(time);
         last_sealed = Some(time);
     }
     if let Some(durable) = durable.as_mut() {
@@ -686,9 +732,20 @@ struct Reporter<'a> {
     metrics: &'a Metrics,
     progress: bool,
     counters: &'a mut CountersFeed,
+    /// On worker 0 with the UI: where seal instants go, to time the corrections.
+    sealed: Option<SharedCorrections>,
 }
 
 impl Reporter<'_> {
+    /// Notes that the worker sealed its input up to `time` just now.
+    fn sealed(&self, time: Time) {
+        if let Some(log) = &self.sealed {
+            log.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .sealed(time, Instant::now());
+        }
+    }
+
     /// Records latency and progress for every tick the probe has passed, and sends the
     /// process's counters when they are due.
     fn retire(&mut self, probe: &ProbeHandle<Time>, inflight: &mut VecDeque<(Time, Instant)>) {

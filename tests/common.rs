@@ -96,6 +96,7 @@ pub fn run_and_export_with(
         stop: Default::default(),
         durability: None,
         gathered: None,
+        monitor: None,
     };
     let metrics = Arc::new(Metrics::default());
     let outcome =

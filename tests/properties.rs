@@ -83,6 +83,7 @@ impl Params {
             stop: Default::default(),
             durability: None,
             gathered: None,
+            monitor: None,
         }
     }
 }

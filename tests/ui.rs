@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{ctrl_c, gridflow, scratch_dir};
 
-fn get(url: &str) -> (String, String) {
+pub fn get(url: &str) -> (String, String) {
     let mut response = ureq::get(url).call().unwrap();
     let content_type = response
         .headers()
@@ -20,7 +20,9 @@ fn get(url: &str) -> (String, String) {
 
 /// Reads a run's first lines up to the one naming where its UI listens (port 0: the system
 /// picked one); returns the UI's base URL and the rest of the output, to be drained.
-fn ui_address(stderr: std::process::ChildStderr) -> (String, BufReader<std::process::ChildStderr>) {
+pub fn ui_address(
+    stderr: std::process::ChildStderr,
+) -> (String, BufReader<std::process::ChildStderr>) {
     let mut stderr = BufReader::new(stderr);
     for _ in 0..20 {
         let mut line = String::new();

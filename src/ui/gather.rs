@@ -105,6 +105,7 @@ pub fn totals(processes: &[Option<MetricsSnapshot>]) -> MetricsSnapshot {
         total.late_rows += counters.late_rows;
         total.expired_rows += counters.expired_rows;
         total.corrected_window_rows += counters.corrected_window_rows;
+        total.corrections += counters.corrections;
         total.malformed_rows += counters.malformed_rows;
         total.sink_row_changes += counters.sink_row_changes;
         total.sink_transactions += counters.sink_transactions;

@@ -1,9 +1,16 @@
 //! The web UI's server: HTTP on its own thread — a small tokio runtime running axum — serving
-//! the job and its counters as JSON (`/api/job`, `/api/metrics`) and in Prometheus' format
-//! (`/metrics`, [`prometheus`]). It only reads: the shared [`Metrics`] and what the job
-//! recorded, so a slow client never slows the dataflow.
+//! the job and its counters as JSON (`/api/job`, `/api/metrics`), in Prometheus' format
+//! (`/metrics`, [`prometheus`]), the live dashboard ([`live`]), the corrections ([`corrections`])
+//! and the dataflow's graph ([`dataflow_log`]), and the two pages that show them ([`pages`]).
+//! It only reads: the shared [`Metrics`] and what the dataflow's exits and loggers publish, so a
+//! slow client never slows the dataflow.
 
+pub mod corrections;
+pub mod dataflow_log;
+pub mod exits;
 pub mod gather;
+pub mod live;
+pub mod pages;
 pub mod prometheus;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -11,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -20,6 +27,7 @@ use serde::Serialize;
 
 use crate::latency::Percentiles;
 use crate::metrics::{peak_memory_bytes, Metrics, MetricsSnapshot};
+use crate::runtime::Monitor;
 use gather::{totals, JobCounters};
 
 /// What the job is, as `/api/job` shows it.
@@ -57,24 +65,49 @@ pub struct UiState {
     pub metrics: Arc<Metrics>,
     /// Every process's latest counters, gathered at worker 0.
     pub gathered: JobCounters,
+    /// What the dataflow's exits and loggers publish for the UI.
+    pub monitor: Monitor,
     started: Instant,
     status: Mutex<Status>,
     /// Counters sampled every second over the last minute, for rates.
     samples: Mutex<VecDeque<(Instant, MetricsSnapshot)>>,
+    /// Throughput and latency once a second, for the job page's charts.
+    history: Mutex<VecDeque<HistoryPoint>>,
 }
 
 /// Seconds of samples kept for rates.
 const SAMPLE_SECONDS: usize = 60;
 
+/// Seconds of history kept for the charts.
+const HISTORY_SECONDS: usize = 600;
+
+/// One second of the job page's charts.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct HistoryPoint {
+    pub uptime_seconds: f64,
+    /// Consumption rows per second over the second before.
+    pub rows_per_second: f64,
+    /// Latency percentiles over the minute before.
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
 impl UiState {
-    pub fn new(job: JobView, metrics: Arc<Metrics>, gathered: JobCounters) -> Arc<UiState> {
+    pub fn new(
+        job: JobView,
+        metrics: Arc<Metrics>,
+        gathered: JobCounters,
+        monitor: Monitor,
+    ) -> Arc<UiState> {
         Arc::new(UiState {
             job,
             metrics,
             gathered,
+            monitor,
             started: Instant::now(),
             status: Mutex::new(Status::Running),
             samples: Mutex::default(),
+            history: Mutex::default(),
         })
     }
 
@@ -109,10 +142,32 @@ impl UiState {
     }
 
     fn sample(&self) {
+        let now = Instant::now();
+        let counters = self.job_counters();
         let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
-        samples.push_back((Instant::now(), self.job_counters()));
+        let rows_per_second = samples.back().map_or(0.0, |(at, previous)| {
+            rate(
+                previous.ods_consumption_rows,
+                counters.ods_consumption_rows,
+                now - *at,
+            )
+        });
+        samples.push_back((now, counters));
         while samples.len() > SAMPLE_SECONDS + 1 {
             samples.pop_front();
+        }
+        drop(samples);
+        let uptime_seconds = self.started.elapsed().as_secs_f64();
+        let latency = self.metrics.latency.percentiles();
+        let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        history.push_back(HistoryPoint {
+            uptime_seconds,
+            rows_per_second,
+            p50_ms: latency.p50_ms,
+            p99_ms: latency.p99_ms,
+        });
+        while history.len() > HISTORY_SECONDS {
+            history.pop_front();
         }
     }
 
@@ -120,12 +175,22 @@ impl UiState {
     fn consumption_rate(&self) -> f64 {
         let samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
         match (samples.front(), samples.back()) {
-            (Some((first_at, first)), Some((last_at, last))) if last_at > first_at => {
-                (last.ods_consumption_rows - first.ods_consumption_rows) as f64
-                    / (*last_at - *first_at).as_secs_f64()
-            }
+            (Some((first_at, first)), Some((last_at, last))) => rate(
+                first.ods_consumption_rows,
+                last.ods_consumption_rows,
+                *last_at - *first_at,
+            ),
             _ => 0.0,
         }
+    }
+}
+
+/// The rate of a counter that went from `from` to `to` over `span` (0 over no time).
+pub fn rate(from: u64, to: u64, span: Duration) -> f64 {
+    if span.is_zero() {
+        0.0
+    } else {
+        to.saturating_sub(from) as f64 / span.as_secs_f64()
     }
 }
 
@@ -202,6 +267,12 @@ fn router(state: Arc<UiState>) -> Router {
         .route("/api/job", get(job))
         .route("/api/metrics", get(metrics))
         .route("/metrics", get(prometheus_metrics))
+        .route("/api/dashboard", get(dashboard))
+        .route("/api/corrections", get(corrections_feed))
+        .route("/api/dataflow", get(dataflow))
+        .route("/", get(pages::job_page))
+        .route("/dashboard", get(pages::dashboard_page))
+        .route("/assets/{file}", get(pages::asset))
         .with_state(state)
 }
 
@@ -237,19 +308,84 @@ struct MetricsResponse {
     /// End-to-end latency over the last minute.
     latency: Percentiles,
     consumption_rows_per_second: f64,
+    /// How far the logical time caught up lags behind the wall clock, in ms (`null` before
+    /// the first time completes; on the simulated clock it is the distance to the source's
+    /// simulated dates).
+    caught_up_lag_ms: Option<i64>,
     peak_memory_bytes: Option<u64>,
     uptime_seconds: f64,
+    /// Once a second: consumption rows/s and latency, oldest first (the last ten minutes).
+    history: Vec<HistoryPoint>,
 }
 
 async fn metrics(State(state): State<Arc<UiState>>) -> impl IntoResponse {
+    let counters = state.job_counters();
     Json(MetricsResponse {
-        counters: state.job_counters(),
+        caught_up_lag_ms: (counters.caught_up_time > 0)
+            .then(|| crate::runtime::now_millis() - counters.caught_up_time as i64),
+        counters,
         processes: state.process_counters(),
         latency: state.metrics.latency.percentiles(),
         consumption_rows_per_second: state.consumption_rate(),
         peak_memory_bytes: peak_memory_bytes(),
         uptime_seconds: state.started.elapsed().as_secs_f64(),
+        history: state
+            .history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect(),
     })
+}
+
+/// `/api/dashboard`: the control room's view ([`live::DashboardView`]).
+async fn dashboard(State(state): State<Arc<UiState>>) -> impl IntoResponse {
+    let view = state
+        .monitor
+        .live
+        .as_ref()
+        .map(|live| live.lock().unwrap_or_else(PoisonError::into_inner).view());
+    Json(serde_json::to_value(view).unwrap_or_default())
+}
+
+/// How many corrections `/api/corrections` returns.
+#[derive(serde::Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+/// `/api/corrections?limit=N`: how many corrections there were, and the newest (50 unless
+/// `limit` says otherwise), newest first.
+async fn corrections_feed(
+    State(state): State<Arc<UiState>>,
+    Query(limit): Query<Limit>,
+) -> impl IntoResponse {
+    let limit = limit.limit.unwrap_or(50);
+    let (total, newest) = match &state.monitor.corrections {
+        Some(log) => {
+            let log = log.lock().unwrap_or_else(PoisonError::into_inner);
+            (log.total(), log.newest(limit))
+        }
+        None => (0, Vec::new()),
+    };
+    Json(serde_json::json!({ "total": total, "corrections": newest }))
+}
+
+/// `/api/dataflow`: the operator graph with each operator's work and state.
+async fn dataflow(State(state): State<Arc<UiState>>) -> impl IntoResponse {
+    let workers = state
+        .monitor
+        .dataflow
+        .as_ref()
+        .map(|shared| {
+            shared
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        })
+        .unwrap_or_default();
+    Json(serde_json::to_value(dataflow_log::view(&workers)).unwrap_or_default())
 }
 
 /// `/metrics`: the counters in the OpenMetrics text format Prometheus scrapes.

@@ -14,7 +14,7 @@ use crate::latency::Percentiles;
 use crate::metrics::{peak_memory_bytes, MetricsSnapshot};
 
 /// The counters (each gets `_total`): name, help, value.
-fn counters(m: &MetricsSnapshot) -> [(&'static str, &'static str, u64); 14] {
+fn counters(m: &MetricsSnapshot) -> [(&'static str, &'static str, u64); 15] {
     [
         (
             "ods_user_rows",
@@ -60,6 +60,11 @@ fn counters(m: &MetricsSnapshot) -> [(&'static str, &'static str, u64); 14] {
             "corrected_window_rows",
             "Region window rows retracted after they were emitted",
             m.corrected_window_rows,
+        ),
+        (
+            "corrections",
+            "User rows that corrected output already emitted",
+            m.corrections,
         ),
         (
             "malformed_rows",
