@@ -2,6 +2,7 @@
 
 mod browser;
 mod common;
+mod counters;
 mod crash;
 mod fixture;
 mod jobs;
