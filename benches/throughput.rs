@@ -4,7 +4,8 @@
 //! NAME…` (some of them). Each workload runs the release binary once, on the simulated clock with
 //! 2 workers, and reports consumption rows/s, the peak resident memory (`VmHWM`, from the
 //! binary's closing line) and the rates of the first and last status intervals (is the work per
-//! row constant?). Under `cargo test` it runs one tiny round of each so the suite checks they
+//! row constant?). Every workload runs with the web UI on, as `gridflow run` does, except the
+//! `-no-ui` ones, which measure what watching the job costs. Under `cargo test` it runs one tiny round of each so the suite checks they
 //! still work.
 
 use std::process::Command;
@@ -31,6 +32,13 @@ const WORKLOADS: &[Workload] = &[
         rows: 3_000_000,
         args: &["--retention", "3h", "--sink", "none", "--reset"],
     },
+    // The same without the web UI, its exits and the dataflow's logging (every other workload
+    // runs with them, as `gridflow run` does by default): the cost of watching the job.
+    Workload {
+        name: "retention-week-no-ui",
+        rows: 3_000_000,
+        args: &["--retention", "3h", "--sink", "none", "--no-ui"],
+    },
     Workload {
         name: "retention-300k",
         rows: 300_000,
@@ -48,6 +56,11 @@ const WORKLOADS: &[Workload] = &[
         name: "dense-replay-no-sink",
         rows: 1_000_000,
         args: &["--input", DENSE, "--sink", "none"],
+    },
+    Workload {
+        name: "dense-replay-no-sink-no-ui",
+        rows: 1_000_000,
+        args: &["--input", DENSE, "--sink", "none", "--no-ui"],
     },
     Workload {
         name: "dense-replay-sqlite",
@@ -155,6 +168,8 @@ fn main() {
             .current_dir(&scratch)
             .args(["run", "--clock", "simulated", "-w", "2"])
             .args(["--status-interval", "2"])
+            // the web UI on a port of its own (`--no-ui` workloads have none)
+            .args(["--ui-addr", "127.0.0.1:0"])
             // the dataflow alone, unless the workload measures a durable job (`--reset`)
             .args(
                 ["--ephemeral"]

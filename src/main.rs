@@ -28,7 +28,7 @@ use gridflow::source::Time;
 use gridflow::ui::corrections::SharedCorrections;
 use gridflow::ui::dataflow_log::SharedDataflow;
 use gridflow::ui::gather::JobCounters;
-use gridflow::ui::live::SharedLive;
+use gridflow::ui::live::LiveDashboard;
 use gridflow::ui::{JobView, Status as UiStatus, Ui, UiState};
 use gridflow::values::parse_millis;
 
@@ -418,7 +418,7 @@ fn serve_ui(
             .map_or_else(|error| error, |target| target.redacted()),
     };
     let monitor = Monitor {
-        live: Some(SharedLive::default()),
+        live: Some(Arc::new(Mutex::new(LiveDashboard::new(args.window)))),
         corrections: Some(SharedCorrections::default()),
         dataflow: Some(SharedDataflow::default()),
     };

@@ -37,7 +37,7 @@ use crate::sinks::SinkError;
 use crate::source::{Scripted, Source, Tick, Time};
 use crate::ui::corrections::SharedCorrections;
 use crate::ui::dataflow_log::SharedDataflow;
-use crate::ui::exits::{corrections, live_dashboard};
+use crate::ui::exits::monitor as watch;
 use crate::ui::gather::{CountersFeed, JobCounters};
 use crate::ui::live::SharedLive;
 
@@ -308,16 +308,13 @@ where
                 let dashboards =
                     count_updates(tables.dashboards, m, |m| &m.ads_updates).probe_with(&probe);
                 if let Some(monitor) = &monitor {
-                    live_dashboard(
-                        dashboards.clone(),
-                        rankings.clone(),
-                        monitor.live.clone().filter(|_| index == 0),
-                    );
-                    corrections(
+                    watch(
                         users,
                         members,
                         rankings.clone(),
                         dashboards.clone(),
+                        retention.window,
+                        monitor.live.clone().filter(|_| index == 0),
                         monitor.corrections.clone().filter(|_| index == 0),
                         worker_metrics.clone(),
                     );

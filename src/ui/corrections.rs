@@ -8,10 +8,10 @@
 //!   counts of its DWS partials the DWD join emitted anew (these live on the user's worker);
 //! - the **partitions** `(window, region)` it touched are those where its own ranking rows
 //!   changed — the old region's and the new one's (these live on the partition's worker, with
-//!   every other row of the partition);
-//! - its **ranking rows** are the distinct users whose ranking rows changed in those
-//!   partitions (the moved user and everyone it re-ranked), its **dashboard rows** the touched
-//!   partitions whose region row changed, its **windows** their distinct windows.
+//!   every other row of the partition); its **windows** are their distinct windows;
+//! - its **ranking rows** and **dashboard rows** are the versions of those partitions' ranking
+//!   rows and region rows that had been emitted and were taken back: the user's own old rows
+//!   and every row it re-ranked or re-summed.
 //!
 //! A user row *corrects* when output that was already emitted changes: one of its ranking rows
 //! is retracted (it leaves region 0 on arriving late, moves, is renamed, is deleted), or, for a
@@ -19,10 +19,11 @@
 //! user's first consumption rows correct nothing. Consumption rows arriving at the same logical
 //! time in the same partitions count too: the figures are the output rows that changed there.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::rows::{Millis, RegionId, UserId};
@@ -59,7 +60,8 @@ pub enum Effect {
         user_id: UserId,
         retracted: bool,
     },
-    /// The region row (and dashboard row) of partition `(window, region)` changed.
+    /// The region row (and dashboard row) of partition `(window, region)` emitted earlier was
+    /// taken back.
     Dashboard { window: Millis, region_id: RegionId },
 }
 
@@ -72,77 +74,137 @@ pub struct Tally {
     pub dwd_rows: i64,
     pub ranking_rows: u64,
     pub dashboard_rows: u64,
-    /// The windows of the touched partitions whose region row changed.
+    /// The windows of the touched partitions.
     pub windows: Vec<Millis>,
     /// Whether one of the user's emitted ranking rows was taken back.
     pub retracted: bool,
 }
 
-/// What one worker's effects at `time` say each changed user corrected (users that moved
-/// nothing on this worker get no tally).
-pub fn tally(time: Time, changes: &BTreeMap<UserId, UserChange>, effects: &[Effect]) -> Vec<Tally> {
-    let mut dwd_rows: HashMap<UserId, i64> = HashMap::new();
-    // Per partition: the users whose ranking rows changed; which partitions' region rows did.
-    let mut ranked: HashMap<(Millis, RegionId), HashSet<UserId>> = HashMap::new();
-    let mut regions_changed: HashSet<(Millis, RegionId)> = HashSet::new();
-    let mut touched: HashMap<UserId, (BTreeSet<(Millis, RegionId)>, bool)> = HashMap::new();
-    for effect in effects {
+/// What one partition's changes at one time took back.
+#[derive(Clone, Copy, Debug, Default)]
+struct PartitionCounts {
+    ranking_retractions: u64,
+    region_retracted: bool,
+}
+
+/// One worker's effects of one logical time, folded as they arrive: per partition only counts,
+/// and per user only what concerns the users that changed (all of it while those are not known
+/// yet). Nothing is kept per row.
+#[derive(Debug, Default)]
+pub struct TimeTally {
+    partitions: HashMap<(Millis, RegionId), PartitionCounts>,
+    /// Ranking changes of (possibly) changed users: user, partition, taken back.
+    touches: Vec<(UserId, (Millis, RegionId), bool)>,
+    members: HashMap<UserId, i64>,
+}
+
+impl TimeTally {
+    /// Folds one effect in; `changed` is the time's changed users when they are known.
+    pub fn add(&mut self, effect: &Effect, changed: Option<&BTreeMap<UserId, UserChange>>) {
         match *effect {
-            Effect::Member { user_id, rows } => {
-                if changes.contains_key(&user_id) {
-                    *dwd_rows.entry(user_id).or_default() += rows;
-                }
-            }
+            Effect::Member { user_id, rows } => self.add_member(user_id, rows, changed),
             Effect::Ranking {
                 window,
                 region_id,
                 user_id,
                 retracted,
-            } => {
-                ranked
-                    .entry((window, region_id))
-                    .or_default()
-                    .insert(user_id);
-                if changes.contains_key(&user_id) {
-                    let (partitions, any_retracted) = touched.entry(user_id).or_default();
-                    partitions.insert((window, region_id));
-                    *any_retracted |= retracted;
-                }
-            }
+            } => self.add_ranking((window, region_id), user_id, retracted, changed),
             Effect::Dashboard { window, region_id } => {
-                regions_changed.insert((window, region_id));
+                self.add_region_retraction((window, region_id))
             }
         }
     }
-    let mut tallies = Vec::new();
-    for (&user_id, change) in changes {
-        let rows = dwd_rows.get(&user_id).copied().unwrap_or(0);
-        let (partitions, retracted) = touched.remove(&user_id).unwrap_or_default();
-        let ranking_rows = partitions
-            .iter()
-            .map(|partition| ranked.get(partition).map_or(0, HashSet::len) as u64)
-            .sum();
-        let changed: Vec<&(Millis, RegionId)> = partitions
-            .iter()
-            .filter(|partition| regions_changed.contains(partition))
-            .collect();
-        let mut windows: Vec<Millis> = changed.iter().map(|(window, _)| *window).collect();
-        windows.dedup();
-        if rows == 0 && partitions.is_empty() {
-            continue;
+
+    /// [`Effect::Member`].
+    pub fn add_member(
+        &mut self,
+        user_id: UserId,
+        rows: i64,
+        changed: Option<&BTreeMap<UserId, UserChange>>,
+    ) {
+        if changed.is_none_or(|c| c.contains_key(&user_id)) {
+            *self.members.entry(user_id).or_default() += rows;
         }
-        tallies.push(Tally {
-            time,
-            user_id,
-            change: change.clone(),
-            dwd_rows: rows,
-            ranking_rows,
-            dashboard_rows: changed.len() as u64,
-            windows,
-            retracted,
-        });
     }
-    tallies
+
+    /// [`Effect::Ranking`].
+    pub fn add_ranking(
+        &mut self,
+        partition: (Millis, RegionId),
+        user_id: UserId,
+        retracted: bool,
+        changed: Option<&BTreeMap<UserId, UserChange>>,
+    ) {
+        if retracted {
+            self.partitions
+                .entry(partition)
+                .or_default()
+                .ranking_retractions += 1;
+        }
+        if changed.is_none_or(|c| c.contains_key(&user_id)) {
+            self.touches.push((user_id, partition, retracted));
+        }
+    }
+
+    /// [`Effect::Dashboard`].
+    pub fn add_region_retraction(&mut self, partition: (Millis, RegionId)) {
+        self.partitions
+            .entry(partition)
+            .or_default()
+            .region_retracted = true;
+    }
+
+    /// What each changed user corrected among this worker's effects (users that moved nothing
+    /// here get no tally).
+    pub fn finish(mut self, time: Time, changes: &BTreeMap<UserId, UserChange>) -> Vec<Tally> {
+        self.touches
+            .retain(|(user_id, _, _)| changes.contains_key(user_id));
+        self.touches.sort_unstable();
+        let mut tallies = Vec::new();
+        for (&user_id, change) in changes {
+            let start = self.touches.partition_point(|(u, _, _)| *u < user_id);
+            let end = self.touches.partition_point(|(u, _, _)| *u <= user_id);
+            let touches = &self.touches[start..end];
+            let rows = self.members.get(&user_id).copied().unwrap_or(0);
+            if rows == 0 && touches.is_empty() {
+                continue;
+            }
+            let mut partitions: Vec<(Millis, RegionId)> =
+                touches.iter().map(|(_, partition, _)| *partition).collect();
+            partitions.dedup();
+            let counts = |partition: &(Millis, RegionId)| {
+                self.partitions.get(partition).copied().unwrap_or_default()
+            };
+            let mut windows: Vec<Millis> = partitions.iter().map(|(window, _)| *window).collect();
+            windows.dedup();
+            tallies.push(Tally {
+                time,
+                user_id,
+                change: change.clone(),
+                dwd_rows: rows,
+                ranking_rows: partitions
+                    .iter()
+                    .map(|p| counts(p).ranking_retractions)
+                    .sum(),
+                dashboard_rows: partitions
+                    .iter()
+                    .filter(|p| counts(p).region_retracted)
+                    .count() as u64,
+                windows,
+                retracted: touches.iter().any(|(_, _, retracted)| *retracted),
+            });
+        }
+        tallies
+    }
+}
+
+/// What one worker's effects at `time` say each changed user corrected.
+pub fn tally(time: Time, changes: &BTreeMap<UserId, UserChange>, effects: &[Effect]) -> Vec<Tally> {
+    let mut folded = TimeTally::default();
+    for effect in effects {
+        folded.add(effect, Some(changes));
+    }
+    folded.finish(time, changes)
 }
 
 /// What kind of user row a correction was.
@@ -359,8 +421,8 @@ mod tests {
         assert_eq!((correction.region_before, correction.region_after), (2, 3));
         assert_eq!(correction.dwd_rows, 6);
         assert_eq!(correction.windows, 2);
-        // per window: users 1, 7, 8 in region 2 and users 1, 9 in region 3
-        assert_eq!(correction.ranking_rows, 10);
+        // per window: the old rows of users 1 and 7 in region 2, and of user 9 in region 3
+        assert_eq!(correction.ranking_rows, 6);
         assert_eq!(correction.dashboard_rows, 4);
         assert_eq!(correction.consistent_after_ms, Some(3.0));
     }
@@ -464,6 +526,16 @@ mod tests {
         assert_eq!(deleted.kind, Kind::Delete);
         assert_eq!(deleted.region_after, 0);
         assert_eq!(deleted.user_name.as_deref(), Some("张三"));
+    }
+
+    #[test]
+    fn effects_folded_before_the_users_are_known_tally_the_same() {
+        let (changes, effects) = a_move();
+        let mut unknown = TimeTally::default();
+        for effect in &effects {
+            unknown.add(effect, None);
+        }
+        assert_eq!(unknown.finish(10, &changes), tally(10, &changes, &effects));
     }
 
     #[test]

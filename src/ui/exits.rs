@@ -3,58 +3,59 @@
 //! changes do — and both are built on every worker of every process (timely matches operators
 //! by the order they are built), with only worker 0 of process 0 keeping what arrives.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::{Broadcast, Map};
-use timely::dataflow::operators::Concatenate;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::{Operator, OutputBuilder, OutputBuilderSession};
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::InputCapability;
 use timely::dataflow::StreamVec;
+use timely::progress::frontier::MutableAntichain;
 
-use super::corrections::{
-    correction, tally, Effect, SharedCorrections, Tally, UserChange, UserSide,
-};
-use super::live::{LiveSink, SharedLive, TOP_USERS};
+use differential_dataflow::consolidation::consolidate;
+use foldhash::{HashMap, HashMapExt};
+
+use super::corrections::{correction, SharedCorrections, Tally, TimeTally, UserChange, UserSide};
+use super::live::{is_recent, RegionDelta, SharedLive, TOP_USERS};
 use crate::dataflows::dws::Member;
-use crate::dataflows::sink::{sink, TableRow};
+use crate::dataflows::sink::TableRow;
 use crate::dataflows::{Indexed, Table};
 use crate::earliest::Earliest;
 use crate::metrics::Metrics;
 use crate::rows::{Dashboard, Dim, Millis, RegionId, User, UserId, UserRanking};
 use crate::source::Time;
 
-/// Feeds the live dashboard: dashboard rows and the top of each ranking, to worker 0.
-pub fn live_dashboard<'scope>(
-    dashboards: Table<'scope, Dashboard>,
-    rankings: Table<'scope, UserRanking>,
-    live: Option<SharedLive>,
-) {
-    let scope = dashboards.inner.scope();
-    let rows = differential_dataflow::collection::concatenate(
-        scope,
-        vec![
-            dashboards.map(TableRow::Dashboard),
-            rankings
-                .filter(|ranking| ranking.ranking <= TOP_USERS)
-                .map(TableRow::Ranking),
-        ],
-    );
-    let live = live.map(|live| Rc::new(RefCell::new(LiveSink(live))));
-    sink(rows, None, live, |_| {});
+/// What a worker sends the live dashboard: a region's summed changes, or a row of the latest
+/// windows, with its logical time.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+enum LiveUpdate {
+    Region(RegionId, RegionDelta),
+    Row(TableRow, isize),
 }
 
-/// Feeds the corrections log: each worker tallies what the users changed at a time moved among
-/// its own rows ([`tally`]), and worker 0 sums the tallies into corrections.
-pub fn corrections<'scope>(
+/// Builds the monitor's exits from the tables it watches: the live dashboard and the
+/// corrections. One operator per worker reads each table once (so a table watched adds no copy
+/// of its updates when nothing else reads it), folds them as they arrive, and sends worker 0
+/// region deltas and rows of the latest windows ([`LiveUpdate`]) and per-user tallies
+/// ([`Tally`]).
+///
+/// - **Live dashboard**: each worker folds its dashboard changes into region deltas and keeps
+///   only the rows (dashboard rows, the top of each ranking) of the latest windows it has seen.
+/// - **Corrections**: each worker holds the user changes (all of them, broadcast) and folds its
+///   own effects of each time ([`TimeTally`]) until the time is complete; effects of a time
+///   without user changes are dropped as soon as the users' frontier shows there are none.
+#[allow(clippy::too_many_arguments)]
+pub fn monitor<'scope>(
     users: Indexed<'scope, UserId, User>,
     members: Table<'scope, ((Millis, RegionId), Member)>,
     rankings: Table<'scope, UserRanking>,
     dashboards: Table<'scope, Dashboard>,
+    window_length: Millis,
+    live: Option<SharedLive>,
     log: Option<SharedCorrections>,
     metrics: Arc<Metrics>,
 ) {
@@ -69,116 +70,196 @@ pub fn corrections<'scope>(
         })
         .inner
         .broadcast();
-    let scope = members.inner.scope();
-    let effects = scope.concatenate(vec![
-        members.inner.flat_map(|((_, member), time, diff)| {
-            (diff > 0).then_some((
-                Effect::Member {
-                    user_id: member.user_id,
-                    rows: member.partial.count * diff as i64,
-                },
-                time,
-            ))
-        }),
-        rankings.inner.map(|(ranking, time, diff)| {
-            let effect = Effect::Ranking {
-                window: ranking.stat_date,
-                region_id: ranking.region_id,
-                user_id: ranking.user_id,
-                retracted: diff < 0,
-            };
-            (effect, time)
-        }),
-        dashboards.inner.map(|(dashboard, time, _)| {
-            let effect = Effect::Dashboard {
-                window: dashboard.stat_date,
-                region_id: dashboard.region_id,
-            };
-            (effect, time)
-        }),
-    ]);
-    let tallies = tally_per_worker(changes, effects);
+    let mut builder = OperatorBuilder::new("ui.monitor".to_string(), members.inner.scope());
+    let mut changes_input = builder.new_input(changes, Pipeline);
+    let mut members_input = builder.new_input(members.inner, Pipeline);
+    let mut rankings_input = builder.new_input(rankings.inner, Pipeline);
+    let mut dashboards_input = builder.new_input(dashboards.inner, Pipeline);
+    let (tallies_output, tallies) = builder.new_output();
+    let mut tallies_output =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<Tally>>>::from(tallies_output);
+    let (live_output, live_updates) = builder.new_output();
+    let mut live_output =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<(LiveUpdate, Time)>>>::from(live_output);
+    builder.build(move |_| {
+        let mut state = Corrections::default();
+        // The newest window this worker has seen: rows older than the latest windows below it
+        // cannot be among the job's latest either.
+        let mut newest: Option<Millis> = None;
+        move |frontiers| {
+            let mut tallies_output = tallies_output.activate();
+            let mut live_output = live_output.activate();
+            let users_frontier = &frontiers[0];
+            changes_input.for_each(|capability, data| {
+                state.held.hold(&capability);
+                for (change, time, diff) in data.drain(..) {
+                    state.changes.entry(time).or_default().push((change, diff));
+                }
+            });
+            members_input.for_each(|capability, data| {
+                for ((_, member), time, diff) in data.drain(..) {
+                    if diff > 0 {
+                        if let Some((tally, changed)) =
+                            state.fold(time, users_frontier, &capability)
+                        {
+                            let rows = member.partial.count * diff as i64;
+                            tally.add_member(member.user_id, rows, changed);
+                        }
+                    }
+                }
+            });
+            rankings_input.for_each(|capability, data| {
+                let mut updates = Vec::new();
+                for (ranking, time, diff) in data.drain(..) {
+                    let partition = (ranking.stat_date, ranking.region_id);
+                    if let Some((tally, changed)) = state.fold(time, users_frontier, &capability) {
+                        tally.add_ranking(partition, ranking.user_id, diff < 0, changed);
+                    }
+                    if ranking.ranking <= TOP_USERS
+                        && newest.is_none_or(|n| is_recent(ranking.stat_date, n, window_length))
+                    {
+                        updates.push((LiveUpdate::Row(TableRow::Ranking(ranking), diff), time));
+                    }
+                }
+                live_output
+                    .session(&capability)
+                    .give_iterator(updates.into_iter());
+            });
+            dashboards_input.for_each(|capability, data| {
+                let mut deltas: HashMap<(Time, RegionId), RegionDelta> = HashMap::new();
+                let mut updates = Vec::new();
+                for (dashboard, time, diff) in data.drain(..) {
+                    let partition = (dashboard.stat_date, dashboard.region_id);
+                    if diff < 0 {
+                        if let Some((tally, _)) = state.fold(time, users_frontier, &capability) {
+                            tally.add_region_retraction(partition);
+                        }
+                    }
+                    deltas
+                        .entry((time, dashboard.region_id))
+                        .or_default()
+                        .add(&dashboard, diff);
+                    if diff > 0 {
+                        newest = Some(
+                            newest.map_or(dashboard.stat_date, |n| n.max(dashboard.stat_date)),
+                        );
+                    }
+                    if newest.is_none_or(|n| is_recent(dashboard.stat_date, n, window_length)) {
+                        updates.push((LiveUpdate::Row(TableRow::Dashboard(dashboard), diff), time));
+                    }
+                }
+                updates.extend(
+                    deltas
+                        .into_iter()
+                        .map(|((time, region), delta)| (LiveUpdate::Region(region, delta), time)),
+                );
+                live_output
+                    .session(&capability)
+                    .give_iterator(updates.into_iter());
+            });
+            let complete = |time: &Time| frontiers.iter().all(|f| !f.less_equal(time));
+            state.finish_complete(complete, &mut tallies_output);
+        }
+    });
     record(tallies, log, metrics);
+    apply_live(live_updates, live);
 }
 
 /// The user changes of a time, kept until both inputs have passed it.
 type ChangesByTime = BTreeMap<Time, Vec<((UserId, UserSide), isize)>>;
 
-/// On every worker: holds the user changes (all of them, broadcast) and the local effects of
-/// each time until both are complete, then tallies them. Effects of a time without user
-/// changes are dropped as soon as the users' frontier shows there are none.
-fn tally_per_worker<'scope>(
-    changes: StreamVec<'scope, Time, ((UserId, UserSide), Time, isize)>,
-    effects: StreamVec<'scope, Time, (Effect, Time)>,
-) -> StreamVec<'scope, Time, Tally> {
-    changes.binary_frontier::<_, CapacityContainerBuilder<Vec<Tally>>, _, _, _, _>(
-        effects,
-        Pipeline,
-        Pipeline,
-        "ui.corrections.tally",
-        |_, _| {
-            let mut changes_by_time: ChangesByTime = BTreeMap::new();
-            let mut effects_by_time: BTreeMap<Time, Vec<Effect>> = BTreeMap::new();
-            let mut held = Earliest::default();
-            move |(changes, changes_frontier), (effects, effects_frontier), output| {
-                changes.for_each(|capability, data| {
-                    held.hold(&capability);
-                    for (change, time, diff) in data.drain(..) {
-                        changes_by_time
-                            .entry(time)
-                            .or_default()
-                            .push((change, diff));
-                    }
-                });
-                effects.for_each(|capability, data| {
-                    for (effect, time) in data.drain(..) {
-                        let no_changes = !changes_frontier.less_equal(&time)
-                            && !changes_by_time.contains_key(&time);
-                        if !no_changes {
-                            held.hold(&capability);
-                            effects_by_time.entry(time).or_default().push(effect);
-                        }
-                    }
-                });
-                let complete = |time: &Time| {
-                    !changes_frontier.less_equal(time) && !effects_frontier.less_equal(time)
-                };
-                while let Some((&time, _)) = changes_by_time.first_key_value() {
-                    if !complete(&time) {
-                        break;
-                    }
-                    let by_user = user_changes(changes_by_time.remove(&time).unwrap_or_default());
-                    // Effects of earlier times had no user changes.
-                    while effects_by_time
-                        .first_key_value()
-                        .is_some_and(|(&t, _)| t < time)
-                    {
-                        effects_by_time.pop_first();
-                    }
-                    let effects = effects_by_time.remove(&time).unwrap_or_default();
-                    let tallies = tally(time, &by_user, &effects);
-                    if let (false, Some(capability)) = (tallies.is_empty(), held.get()) {
-                        output
-                            .session(&capability.delayed(&time))
-                            .give_iterator(tallies.into_iter());
-                    }
+/// One worker's corrections in progress: the user changes of each time, and its effects folded.
+#[derive(Default)]
+struct Corrections {
+    changes: ChangesByTime,
+    /// The changed users of times whose user changes are all in, once worked out.
+    known: BTreeMap<Time, BTreeMap<UserId, UserChange>>,
+    tallies: BTreeMap<Time, TimeTally>,
+    /// At or before every time held.
+    held: Earliest,
+}
+
+impl Corrections {
+    /// Where an effect at `time` goes: `None` when no user changed then (it is dropped), else
+    /// the time's tally and its changed users when they are known (all of them are kept while
+    /// not).
+    fn fold(
+        &mut self,
+        time: Time,
+        users_frontier: &MutableAntichain<Time>,
+        capability: &InputCapability<Time>,
+    ) -> Option<(&mut TimeTally, Option<&BTreeMap<UserId, UserChange>>)> {
+        let changed =
+            if users_frontier.less_equal(&time) {
+                None
+            } else {
+                if !self.changes.contains_key(&time) && !self.known.contains_key(&time) {
+                    return None;
                 }
-                // Effects of complete times that had no user changes.
-                while effects_by_time
-                    .first_key_value()
-                    .is_some_and(|(t, _)| complete(t) && !changes_by_time.contains_key(t))
-                {
-                    effects_by_time.pop_first();
-                }
-                let next = [changes_by_time.keys().next(), effects_by_time.keys().next()]
-                    .into_iter()
-                    .flatten()
-                    .min()
-                    .copied();
-                held.advance(next);
+                let changes = &self.changes;
+                Some(&*self.known.entry(time).or_insert_with(|| {
+                    user_changes(changes.get(&time).cloned().unwrap_or_default())
+                }))
+            };
+        self.held.hold(capability);
+        Some((self.tallies.entry(time).or_default(), changed))
+    }
+
+    /// Tallies every complete time that had user changes, and forgets the effects of complete
+    /// times without any.
+    fn finish_complete(
+        &mut self,
+        complete: impl Fn(&Time) -> bool,
+        output: &mut OutputBuilderSession<'_, Time, CapacityContainerBuilder<Vec<Tally>>>,
+    ) {
+        while let Some((&time, _)) = self.changes.first_key_value() {
+            if !complete(&time) {
+                break;
             }
-        },
-    )
+            let changes = self.changes.remove(&time).unwrap_or_default();
+            let changed = self
+                .known
+                .remove(&time)
+                .unwrap_or_else(|| user_changes(changes));
+            while self
+                .tallies
+                .first_key_value()
+                .is_some_and(|(&t, _)| t < time)
+            {
+                self.tallies.pop_first();
+            }
+            let tallies = self
+                .tallies
+                .remove(&time)
+                .unwrap_or_default()
+                .finish(time, &changed);
+            if let (false, Some(capability)) = (tallies.is_empty(), self.held.get()) {
+                output
+                    .session(&capability.delayed(&time))
+                    .give_iterator(tallies.into_iter());
+            }
+        }
+        while self
+            .tallies
+            .first_key_value()
+            .is_some_and(|(t, _)| complete(t) && !self.changes.contains_key(t))
+        {
+            self.tallies.pop_first();
+        }
+        while self
+            .known
+            .first_key_value()
+            .is_some_and(|(t, _)| complete(t))
+        {
+            self.known.pop_first();
+        }
+        let next = [self.changes.keys().next(), self.tallies.keys().next()]
+            .into_iter()
+            .flatten()
+            .min()
+            .copied();
+        self.held.advance(next);
+    }
 }
 
 /// A time's user changes by user: the version retracted and the version inserted.
@@ -232,4 +313,35 @@ fn record(
             }
         },
     );
+}
+
+/// On worker 0: applies each completed time's region deltas and rows to the live view.
+fn apply_live(updates: StreamVec<'_, Time, (LiveUpdate, Time)>, live: Option<SharedLive>) {
+    let to_worker_zero = Exchange::new(|_: &(LiveUpdate, Time)| 0);
+    type Pending = (HashMap<RegionId, RegionDelta>, Vec<(TableRow, isize)>);
+    let mut pending: BTreeMap<Time, Pending> = BTreeMap::new();
+    updates.sink(to_worker_zero, "ui.live.apply", move |(input, frontier)| {
+        input.for_each(|_, data| {
+            for (update, time) in data.drain(..) {
+                let (deltas, rows) = pending.entry(time).or_default();
+                match update {
+                    LiveUpdate::Region(region, delta) => {
+                        deltas.entry(region).or_default().merge(delta)
+                    }
+                    LiveUpdate::Row(row, diff) => rows.push((row, diff)),
+                }
+            }
+        });
+        while let Some(entry) = pending.first_entry() {
+            if frontier.less_equal(entry.key()) {
+                break;
+            }
+            let (time, (deltas, mut rows)) = entry.remove_entry();
+            let Some(live) = &live else { continue };
+            consolidate(&mut rows);
+            let mut live = live.lock().unwrap_or_else(PoisonError::into_inner);
+            live.apply_deltas(deltas);
+            live.apply_rows(time, &rows);
+        }
+    });
 }

@@ -2,24 +2,29 @@
 //! of the latest windows, the top users of each region, the peak-hour heat map and the share
 //! of consumption still booked to unknown users (region 0).
 //!
-//! It is fed by a sink of its own ([`LiveSink`]), the changes of each completed logical time
-//! as soon as the dataflow has them — not after they are durable, as the database sinks are —
-//! so the screen is as current as the dataflow. Its memory is bounded: rows of the latest
-//! [`LATEST_WINDOWS`] windows, and per region a handful of running sums over every window.
+//! It is fed by an exit of its own (`src/ui/exits.rs`) as soon as the dataflow completes a
+//! logical time — not after it is durable, as the database sinks are — so the screen is as
+//! current as the dataflow. Its memory is bounded: the rows of the windows that start within
+//! [`LATEST_WINDOWS`] window lengths of the newest one, and per region a handful of running
+//! sums over every window. The sums are additive ([`RegionDelta`]), so each worker folds its
+//! own share of the changes into them and only the deltas travel.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::dataflows::sink::{ChangeSink, TableRow};
+use serde::Deserialize;
+
+use crate::dataflows::sink::TableRow;
 use crate::export::dashboard_id;
 use crate::rows::{Cents, Dashboard, Millis, RegionId, UserRanking, UNKNOWN_REGION_ID};
 use crate::source::Time;
 use crate::values::{format_cents, format_millis};
 
-/// How many of the newest windows the view keeps rows of.
-pub const LATEST_WINDOWS: usize = 12;
+/// How many windows the view keeps rows of: those starting within this many window lengths of
+/// the newest window (the newest included).
+pub const LATEST_WINDOWS: i64 = 12;
 
 /// How many users of each region's ranking the view shows.
 pub const TOP_USERS: u64 = 5;
@@ -34,6 +39,8 @@ pub type SharedLive = Arc<Mutex<LiveDashboard>>;
 /// What the control room shows, maintained from the changes of completed logical times.
 #[derive(Debug, Default)]
 pub struct LiveDashboard {
+    /// The window length (ms).
+    window: Millis,
     /// The latest completed logical time applied.
     time: Option<Time>,
     /// Dashboard rows of the latest windows, by window and region.
@@ -59,11 +66,95 @@ struct RegionTotals {
     peak_hours: [i64; 24],
 }
 
+/// How a set of dashboard changes moves one region's sums: they add up, in any order and on
+/// any worker.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionDelta {
+    /// The region's name, as the latest inserted row among the changes has it.
+    pub name: Option<String>,
+    pub consumption: Cents,
+    pub windows: i64,
+    pub peak_hours: [i64; 24],
+}
+
+impl RegionDelta {
+    /// Adds a dashboard row's change.
+    pub fn add(&mut self, row: &Dashboard, diff: isize) {
+        let diff = diff as i64;
+        self.consumption += row.total_consumption * diff;
+        self.windows += diff;
+        self.peak_hours[row.peak_hour as usize % 24] += diff;
+        if diff > 0 {
+            self.name = Some(row.region_name.to_string());
+        }
+    }
+
+    /// Adds another delta.
+    pub fn merge(&mut self, other: RegionDelta) {
+        self.consumption += other.consumption;
+        self.windows += other.windows;
+        for (hour, windows) in other.peak_hours.iter().enumerate() {
+            self.peak_hours[hour] += windows;
+        }
+        if other.name.is_some() {
+            self.name = other.name;
+        }
+    }
+}
+
+/// Whether a row of window `window` is among the latest windows when the newest is `newest`.
+pub fn is_recent(window: Millis, newest: Millis, length: Millis) -> bool {
+    window >= newest - (LATEST_WINDOWS - 1) * length
+}
+
 impl LiveDashboard {
-    /// Applies the consolidated changes of completed time `time`. Rows of other tables are
-    /// ignored; rankings below [`TOP_USERS`] are not expected (the dataflow filters them) and
-    /// ignored too.
+    /// An empty view of windows `window` milliseconds long.
+    pub fn new(window: Millis) -> LiveDashboard {
+        LiveDashboard {
+            window,
+            ..LiveDashboard::default()
+        }
+    }
+
+    /// Applies the consolidated changes of completed time `time`, every one of them (as a
+    /// single worker would): rows of other tables, and rankings below [`TOP_USERS`], are
+    /// ignored.
     pub fn apply(&mut self, time: Time, changes: &[(TableRow, isize)]) {
+        let mut deltas: BTreeMap<RegionId, RegionDelta> = BTreeMap::new();
+        for (row, diff) in changes {
+            if let TableRow::Dashboard(dashboard) = row {
+                deltas
+                    .entry(dashboard.region_id)
+                    .or_default()
+                    .add(dashboard, *diff);
+            }
+        }
+        self.apply_deltas(deltas);
+        self.apply_rows(time, changes);
+    }
+
+    /// Adds the region sums' changes of a completed time (from every worker).
+    pub fn apply_deltas(&mut self, deltas: impl IntoIterator<Item = (RegionId, RegionDelta)>) {
+        for (region_id, delta) in deltas {
+            let totals = self.regions.entry(region_id).or_default();
+            totals.consumption += delta.consumption;
+            totals.windows += delta.windows;
+            for (hour, windows) in delta.peak_hours.iter().enumerate() {
+                totals.peak_hours[hour] += windows;
+            }
+            if let Some(name) = delta.name {
+                totals.name = name;
+            }
+            if totals.windows == 0 {
+                self.regions.remove(&region_id);
+            }
+        }
+    }
+
+    /// Applies the consolidated row changes of completed time `time` that concern the latest
+    /// windows (others may be left out by the sender: they are dropped here anyway), after its
+    /// region deltas.
+    pub fn apply_rows(&mut self, time: Time, changes: &[(TableRow, isize)]) {
         self.time = Some(self.time.map_or(time, |t| t.max(time)));
         // Retractions first, so a row's new version replaces its old one under the same key.
         for retractions in [true, false] {
@@ -103,16 +194,6 @@ impl LiveDashboard {
     }
 
     fn apply_dashboard(&mut self, row: &Dashboard, diff: isize) {
-        let totals = self.regions.entry(row.region_id).or_default();
-        totals.consumption += row.total_consumption * diff as i64;
-        totals.windows += diff as i64;
-        totals.peak_hours[row.peak_hour as usize % 24] += diff as i64;
-        if diff > 0 {
-            totals.name = row.region_name.to_string();
-        }
-        if totals.windows == 0 {
-            self.regions.remove(&row.region_id);
-        }
         if !self.keeps(row.stat_date) {
             return;
         }
@@ -143,27 +224,26 @@ impl LiveDashboard {
         }
     }
 
-    /// Whether rows of `window` are kept: it is one of the latest windows, or there is room.
-    fn keeps(&self, window: Millis) -> bool {
-        self.rows.len() < LATEST_WINDOWS
-            || self
-                .rows
-                .first_key_value()
-                .is_some_and(|(&oldest, _)| window >= oldest)
+    /// The newest window with rows.
+    fn newest(&self) -> Option<Millis> {
+        self.rows.last_key_value().map(|(&window, _)| window)
     }
 
-    /// Forgets the rows of windows older than the latest [`LATEST_WINDOWS`].
+    /// Whether rows of `window` are kept: it is one of the latest windows (or newer).
+    fn keeps(&self, window: Millis) -> bool {
+        self.newest()
+            .is_none_or(|newest| is_recent(window, newest, self.window))
+    }
+
+    /// Forgets the rows of windows no longer among the latest.
     fn trim(&mut self) {
-        while self.rows.len() > LATEST_WINDOWS {
-            self.rows.pop_first();
-        }
-        let oldest = self.rows.first_key_value().map(|(&window, _)| window);
-        while let Some((&window, _)) = self.top.first_key_value() {
-            if oldest.is_some_and(|oldest| window >= oldest) {
-                break;
-            }
-            self.top.pop_first();
-        }
+        let Some(newest) = self.newest() else {
+            self.top.clear();
+            return;
+        };
+        let window = self.window;
+        self.rows.retain(|&w, _| is_recent(w, newest, window));
+        self.top.retain(|&w, _| is_recent(w, newest, window));
     }
 
     /// The share of all consumption (over every window) booked to unknown users, 0 to 1.
@@ -348,18 +428,6 @@ pub struct SharePoint {
     pub share: f64,
 }
 
-/// The [`ChangeSink`] that keeps a [`LiveDashboard`] current.
-pub struct LiveSink(pub SharedLive);
-
-impl ChangeSink for LiveSink {
-    fn apply(&mut self, time: Time, changes: Vec<(TableRow, isize)>) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .apply(time, &changes);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,7 +471,7 @@ mod tests {
 
     #[test]
     fn a_corrected_row_replaces_its_old_version_and_sums_follow_every_window() {
-        let mut live = LiveDashboard::default();
+        let mut live = LiveDashboard::new(5 * SECOND);
         let unknown = dashboard(0, 0, 300, 2);
         live.apply(1, &[(TableRow::Dashboard(unknown.clone()), 1)]);
         assert_eq!(live.unknown_share(), 1.0);
@@ -429,8 +497,8 @@ mod tests {
 
     #[test]
     fn only_the_latest_windows_keep_rows_but_totals_cover_all() {
-        let mut live = LiveDashboard::default();
-        for w in 0..(LATEST_WINDOWS as i64 + 5) {
+        let mut live = LiveDashboard::new(5 * SECOND);
+        for w in 0..(LATEST_WINDOWS + 5) {
             live.apply(
                 w as Time + 1,
                 &[(TableRow::Dashboard(dashboard(1, w * 5 * SECOND, 100, 0)), 1)],
@@ -439,23 +507,53 @@ mod tests {
         // A late change of a forgotten window still moves the totals.
         live.apply(100, &[(TableRow::Dashboard(dashboard(0, 0, 100, 0)), 1)]);
         let view = live.view();
-        assert_eq!(view.windows.len(), LATEST_WINDOWS);
+        assert_eq!(view.windows.len(), LATEST_WINDOWS as usize);
         assert_eq!(
             view.windows[0],
             format_millis(16 * 5 * SECOND),
             "newest first"
         );
-        assert_eq!(view.rows.len(), LATEST_WINDOWS);
+        assert_eq!(view.rows.len(), LATEST_WINDOWS as usize);
         assert!(view.rows.iter().all(|row| row.region_id == 1));
         let total: i64 = view.regions.iter().map(|r| r.windows).sum();
-        assert_eq!(total, LATEST_WINDOWS as i64 + 6);
+        assert_eq!(total, LATEST_WINDOWS + 6);
         let share = live.unknown_share();
         assert!((share - 1.0 / 18.0).abs() < 1e-12, "{share}");
     }
 
     #[test]
+    fn region_deltas_folded_on_each_worker_add_up_to_the_whole() {
+        let rows = [
+            (dashboard(1, 0, 100, 3), 1),
+            (dashboard(2, 0, 50, 4), 1),
+            (dashboard(1, 0, 100, 3), -1),
+            (dashboard(1, 0, 170, 5), 1),
+        ];
+        let mut whole = BTreeMap::<RegionId, RegionDelta>::new();
+        let mut parts = [BTreeMap::<RegionId, RegionDelta>::new(), BTreeMap::new()];
+        for (index, (row, diff)) in rows.iter().enumerate() {
+            whole.entry(row.region_id).or_default().add(row, *diff);
+            parts[index % 2]
+                .entry(row.region_id)
+                .or_default()
+                .add(row, *diff);
+        }
+        let mut merged = BTreeMap::<RegionId, RegionDelta>::new();
+        for part in parts {
+            for (region, delta) in part {
+                merged.entry(region).or_default().merge(delta);
+            }
+        }
+        assert_eq!(merged[&1].consumption, whole[&1].consumption);
+        assert_eq!(merged[&1].peak_hours, whole[&1].peak_hours);
+        assert_eq!(merged[&1].windows, 1);
+        assert_eq!(merged[&1].peak_hours[5], 1);
+        assert_eq!(merged[&1].peak_hours[3], 0);
+    }
+
+    #[test]
     fn the_share_history_spans_the_whole_job_evenly_thinned() {
-        let mut live = LiveDashboard::default();
+        let mut live = LiveDashboard::new(5 * SECOND);
         let times = 3 * SHARE_HISTORY as Time;
         for time in 1..=times {
             // one row of unknown consumption, then known consumption: the share falls
@@ -476,7 +574,7 @@ mod tests {
 
     #[test]
     fn top_users_come_from_each_regions_latest_ranked_window() {
-        let mut live = LiveDashboard::default();
+        let mut live = LiveDashboard::new(5 * SECOND);
         live.apply(
             1,
             &[
