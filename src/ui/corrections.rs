@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use foldhash::HashMap;
+use foldhash::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::rows::{Millis, RegionId, UserId};
@@ -32,6 +32,11 @@ use crate::values::format_millis;
 
 /// How many corrections the log keeps (the newest).
 pub const KEPT: usize = 200;
+
+/// Per logical time, how many of the changed users (the lowest ids) get the full figures; the
+/// others are only counted. A catch-up time can change thousands of users, more than the feed
+/// shows, and tallying every one would cost a share of the whole job.
+pub const TRACKED_PER_TIME: usize = 64;
 
 /// A user's columns that decide where its rows go.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -78,6 +83,9 @@ pub struct Tally {
     pub windows: Vec<Millis>,
     /// Whether one of the user's emitted ranking rows was taken back.
     pub retracted: bool,
+    /// Whether the figures were tallied (one of the time's [`TRACKED_PER_TIME`] users), or only
+    /// `dwd_rows` and `retracted`.
+    pub tracked: bool,
 }
 
 /// What one partition's changes at one time took back.
@@ -93,9 +101,25 @@ struct PartitionCounts {
 #[derive(Debug, Default)]
 pub struct TimeTally {
     partitions: HashMap<(Millis, RegionId), PartitionCounts>,
-    /// Ranking changes of (possibly) changed users: user, partition, taken back.
+    /// The partition whose ranking changes are arriving (they come partition by partition),
+    /// counted here before they go into `partitions`.
+    run: Option<((Millis, RegionId), u64)>,
+    /// Ranking changes of (possibly) tracked users: user, partition, taken back.
     touches: Vec<(UserId, (Millis, RegionId), bool)>,
+    /// (Possibly) changed users one of whose emitted ranking rows was taken back.
+    retracted: HashSet<UserId>,
     members: HashMap<UserId, i64>,
+    /// The highest tracked user id, once the changed users are known.
+    tracked_upto: Option<Option<UserId>>,
+}
+
+/// The highest user id of the [`TRACKED_PER_TIME`] lowest changed ones.
+fn tracked_upto(changes: &BTreeMap<UserId, UserChange>) -> Option<UserId> {
+    changes
+        .keys()
+        .nth(TRACKED_PER_TIME - 1)
+        .or(changes.keys().last())
+        .copied()
 }
 
 impl TimeTally {
@@ -136,13 +160,42 @@ impl TimeTally {
         changed: Option<&BTreeMap<UserId, UserChange>>,
     ) {
         if retracted {
+            match &mut self.run {
+                Some((current, count)) if *current == partition => *count += 1,
+                _ => {
+                    self.end_run();
+                    self.run = Some((partition, 1));
+                }
+            }
+        }
+        let (concerns, tracked) = match changed {
+            None => (true, true),
+            Some(changes) => {
+                let upto = *self
+                    .tracked_upto
+                    .get_or_insert_with(|| tracked_upto(changes));
+                let concerns = changes.contains_key(&user_id);
+                (
+                    concerns,
+                    concerns && upto.is_some_and(|upto| user_id <= upto),
+                )
+            }
+        };
+        if concerns && retracted {
+            self.retracted.insert(user_id);
+        }
+        if tracked {
+            self.touches.push((user_id, partition, retracted));
+        }
+    }
+
+    /// Moves the counted run of ranking retractions into `partitions`.
+    fn end_run(&mut self) {
+        if let Some((partition, count)) = self.run.take() {
             self.partitions
                 .entry(partition)
                 .or_default()
-                .ranking_retractions += 1;
-        }
-        if changed.is_none_or(|c| c.contains_key(&user_id)) {
-            self.touches.push((user_id, partition, retracted));
+                .ranking_retractions += count;
         }
     }
 
@@ -157,15 +210,32 @@ impl TimeTally {
     /// What each changed user corrected among this worker's effects (users that moved nothing
     /// here get no tally).
     pub fn finish(mut self, time: Time, changes: &BTreeMap<UserId, UserChange>) -> Vec<Tally> {
+        self.end_run();
+        let upto = tracked_upto(changes);
+        let tracks = |user_id: UserId| upto.is_some_and(|upto| user_id <= upto);
         self.touches
-            .retain(|(user_id, _, _)| changes.contains_key(user_id));
+            .retain(|(user_id, _, _)| changes.contains_key(user_id) && tracks(*user_id));
         self.touches.sort_unstable();
         let mut tallies = Vec::new();
         for (&user_id, change) in changes {
+            let rows = self.members.get(&user_id).copied().unwrap_or(0);
+            let retracted = self.retracted.contains(&user_id);
+            if !tracks(user_id) {
+                if rows != 0 || retracted {
+                    tallies.push(Tally {
+                        time,
+                        user_id,
+                        change: change.clone(),
+                        dwd_rows: rows,
+                        retracted,
+                        ..Tally::default()
+                    });
+                }
+                continue;
+            }
             let start = self.touches.partition_point(|(u, _, _)| *u < user_id);
             let end = self.touches.partition_point(|(u, _, _)| *u <= user_id);
             let touches = &self.touches[start..end];
-            let rows = self.members.get(&user_id).copied().unwrap_or(0);
             if rows == 0 && touches.is_empty() {
                 continue;
             }
@@ -191,7 +261,8 @@ impl TimeTally {
                     .filter(|p| counts(p).region_retracted)
                     .count() as u64,
                 windows,
-                retracted: touches.iter().any(|(_, _, retracted)| *retracted),
+                retracted,
+                tracked: true,
             });
         }
         tallies
@@ -240,15 +311,23 @@ pub struct Correction {
     pub consistent_after_ms: Option<f64>,
 }
 
+/// Whether every worker's tallies of one user row at one time say it corrected output already
+/// emitted (tracked or not).
+pub fn corrects(tallies: &[Tally]) -> bool {
+    let Some(first) = tallies.first() else {
+        return false;
+    };
+    let dwd_rows: i64 = tallies.iter().map(|t| t.dwd_rows).sum();
+    tallies.iter().any(|t| t.retracted) || (first.change.before.is_some() && dwd_rows > 0)
+}
+
 /// Every worker's tallies of one user row at one time, summed: a correction, or `None` when the
 /// row corrected nothing already emitted.
 pub fn correction(tallies: &[Tally], consistent_after: Option<Duration>) -> Option<Correction> {
     let first = tallies.first()?;
     let change = &first.change;
     let dwd_rows: i64 = tallies.iter().map(|t| t.dwd_rows).sum();
-    let retracted = tallies.iter().any(|t| t.retracted);
-    let corrected = retracted || (change.before.is_some() && dwd_rows > 0);
-    if !corrected {
+    if !corrects(tallies) {
         return None;
     }
     let windows: BTreeSet<Millis> = tallies
@@ -317,6 +396,11 @@ impl CorrectionsLog {
         self.sealed
             .front()
             .map(|&(_, at)| now.saturating_duration_since(at))
+    }
+
+    /// Counts a correction whose figures were not tallied (not among the tracked users).
+    pub fn count(&mut self) {
+        self.total += 1;
     }
 
     pub fn push(&mut self, correction: Correction) {
@@ -526,6 +610,42 @@ mod tests {
         assert_eq!(deleted.kind, Kind::Delete);
         assert_eq!(deleted.region_after, 0);
         assert_eq!(deleted.user_name.as_deref(), Some("张三"));
+    }
+
+    #[test]
+    fn beyond_the_tracked_users_only_dwd_rows_and_the_retraction_are_tallied() {
+        let users = TRACKED_PER_TIME as UserId + 10;
+        let changes: BTreeMap<UserId, UserChange> = (1..=users)
+            .map(|user_id| {
+                let change = UserChange {
+                    before: side(1),
+                    after: side(2),
+                };
+                (user_id, change)
+            })
+            .collect();
+        let effects: Vec<Effect> = (1..=users)
+            .flat_map(|user_id| {
+                [
+                    Effect::Member { user_id, rows: 1 },
+                    ranking(0, 1, user_id, true),
+                    ranking(0, 2, user_id, false),
+                ]
+            })
+            .collect();
+        let tallies = tally(1, &changes, &effects);
+        assert_eq!(tallies.len(), users as usize);
+        let (tracked, untracked): (Vec<&Tally>, Vec<&Tally>) =
+            tallies.iter().partition(|t| t.tracked);
+        assert_eq!(tracked.len(), TRACKED_PER_TIME);
+        assert!(tracked
+            .iter()
+            .all(|t| t.user_id <= TRACKED_PER_TIME as UserId));
+        assert!(tracked.iter().all(|t| t.ranking_rows == users as u64));
+        assert!(untracked
+            .iter()
+            .all(|t| t.retracted && t.dwd_rows == 1 && t.ranking_rows == 0));
+        assert!(untracked.iter().all(|t| corrects(std::slice::from_ref(*t))));
     }
 
     #[test]

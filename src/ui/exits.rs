@@ -19,7 +19,9 @@ use timely::progress::frontier::MutableAntichain;
 use differential_dataflow::consolidation::consolidate;
 use foldhash::{HashMap, HashMapExt};
 
-use super::corrections::{correction, SharedCorrections, Tally, TimeTally, UserChange, UserSide};
+use super::corrections::{
+    correction, corrects, SharedCorrections, Tally, TimeTally, UserChange, UserSide,
+};
 use super::live::{is_recent, RegionDelta, SharedLive, TOP_USERS};
 use crate::dataflows::dws::Member;
 use crate::dataflows::sink::TableRow;
@@ -305,7 +307,12 @@ fn record(
                 let consistent_after = log.consistent_after(time, Instant::now());
                 tallies.sort_by_key(|tally| tally.user_id);
                 for user in tallies.chunk_by(|a, b| a.user_id == b.user_id) {
-                    if let Some(correction) = correction(user, consistent_after) {
+                    if !user.iter().any(|tally| tally.tracked) {
+                        if corrects(user) {
+                            log.count();
+                            Metrics::add(&metrics.corrections, 1);
+                        }
+                    } else if let Some(correction) = correction(user, consistent_after) {
                         log.push(correction);
                         Metrics::add(&metrics.corrections, 1);
                     }
