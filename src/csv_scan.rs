@@ -1,0 +1,335 @@
+//! A quote-aware scan of CSV bytes into records, and of one record into its fields.
+//!
+//! It reads exactly what the `csv` crate reads with the replay's settings (no header, `,`
+//! between fields, `"` quotes with `""` for a quote inside them, a record ended by `\n`, `\r`
+//! or `\r\n`, empty lines skipped, a leading UTF-8 BOM dropped, a quote inside an unquoted field
+//! taken literally), but in two steps: [`Records`] finds where each record starts and ends
+//! with `memchr` over the bytes — the only work every worker of a replay does for every record —
+//! and [`fields`] splits one record into fields, which a worker does only for the records it
+//! owns. The tests hold both against the `csv` crate.
+
+use std::borrow::Cow;
+
+use memchr::{memchr, memchr3, memchr_iter};
+
+/// The UTF-8 byte order mark, dropped at the start of a file as the `csv` crate does.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// One record: its bytes without the terminator, and where it starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// The record's bytes, quotes and delimiters included, terminator excluded; never empty.
+    pub bytes: &'a [u8],
+    /// The 1-based line of the record's first byte.
+    pub line: u64,
+}
+
+/// The records of one file's bytes, in order.
+pub struct Records<'a> {
+    bytes: &'a [u8],
+    /// Where the scan goes on: the end of the last record, or of the BOM.
+    position: usize,
+    /// The line at `position`.
+    line: u64,
+}
+
+impl<'a> Records<'a> {
+    /// The records of `bytes`, the whole content of a file.
+    pub fn new(bytes: &'a [u8]) -> Records<'a> {
+        let position = if bytes.starts_with(BOM) { BOM.len() } else { 0 };
+        Records {
+            bytes,
+            position,
+            line: 1,
+        }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Record<'a>;
+
+    fn next(&mut self) -> Option<Record<'a>> {
+        let bytes = self.bytes;
+        // Terminators between records, and empty lines, are skipped.
+        let skipped = bytes[self.position..]
+            .iter()
+            .take_while(|&&b| b == b'\n' || b == b'\r')
+            .count();
+        self.line +=
+            memchr_iter(b'\n', &bytes[self.position..self.position + skipped]).count() as u64;
+        let start = self.position + skipped;
+        if start >= bytes.len() {
+            self.position = bytes.len();
+            return None;
+        }
+        let (end, newlines) = record_end(bytes, start);
+        let record = Record {
+            bytes: &bytes[start..end],
+            line: self.line,
+        };
+        self.line += newlines;
+        self.position = end;
+        Some(record)
+    }
+}
+
+/// Where the record starting at `start` ends (the index of its terminator, or the end of the
+/// bytes), and how many `\n` its quoted fields hold.
+///
+/// Outside quotes only `"`, `\r` and `\n` matter: a terminator ends the record, and a quote
+/// opens a quoted field only at the start of a field (the record's first byte, or right after
+/// a `,`); anywhere else it is a literal character. Inside quotes only `"` matters: `""` is a
+/// literal quote, a single one closes the field. A quoted field left open runs to the end.
+fn record_end(bytes: &[u8], start: usize) -> (usize, u64) {
+    let mut newlines = 0;
+    let mut position = start;
+    loop {
+        let Some(found) = memchr3(b'"', b'\n', b'\r', &bytes[position..]) else {
+            return (bytes.len(), newlines);
+        };
+        let at = position + found;
+        if bytes[at] != b'"' {
+            return (at, newlines);
+        }
+        position = at + 1;
+        if at != start && bytes[at - 1] != b',' {
+            continue;
+        }
+        // A quoted field: find the quote that closes it.
+        loop {
+            let Some(found) = memchr(b'"', &bytes[position..]) else {
+                newlines += memchr_iter(b'\n', &bytes[position..]).count() as u64;
+                return (bytes.len(), newlines);
+            };
+            let quote = position + found;
+            newlines += memchr_iter(b'\n', &bytes[position..quote]).count() as u64;
+            position = quote + 1;
+            if bytes.get(position) == Some(&b'"') {
+                position += 1;
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+/// The fields of one record (its bytes as [`Records`] gives them): the text of each, unquoted,
+/// borrowed from the record unless a doubled quote had to be undone.
+pub fn fields(record: &[u8]) -> Fields<'_> {
+    Fields { rest: Some(record) }
+}
+
+/// The iterator of [`fields`].
+pub struct Fields<'a> {
+    /// What follows the last field's delimiter; `None` after the last field.
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Cow<'a, [u8]>;
+
+    fn next(&mut self) -> Option<Cow<'a, [u8]>> {
+        let bytes = self.rest?;
+        if bytes.first() != Some(&b'"') {
+            return Some(Cow::Borrowed(self.up_to_delimiter(bytes)));
+        }
+        let mut field = Cow::Borrowed(&bytes[..0]);
+        let mut position = 1;
+        loop {
+            let Some(found) = memchr(b'"', &bytes[position..]) else {
+                // Left open: the field runs to the end of the record.
+                append(&mut field, &bytes[position..]);
+                self.rest = None;
+                return Some(field);
+            };
+            let quote = position + found;
+            append(&mut field, &bytes[position..quote]);
+            position = quote + 1;
+            if bytes.get(position) == Some(&b'"') {
+                field.to_mut().push(b'"');
+                position += 1;
+            } else {
+                break;
+            }
+        }
+        // Whatever follows the closing quote up to the delimiter belongs to the field.
+        let tail = self.up_to_delimiter(&bytes[position..]);
+        append(&mut field, tail);
+        Some(field)
+    }
+}
+
+impl<'a> Fields<'a> {
+    /// The bytes up to the next `,` (or the end); moves past that `,`.
+    fn up_to_delimiter(&mut self, bytes: &'a [u8]) -> &'a [u8] {
+        match memchr(b',', bytes) {
+            Some(comma) => {
+                self.rest = Some(&bytes[comma + 1..]);
+                &bytes[..comma]
+            }
+            None => {
+                self.rest = None;
+                bytes
+            }
+        }
+    }
+}
+
+/// Appends `more` to `field`, which stays borrowed while it is one piece of the record.
+fn append<'a>(field: &mut Cow<'a, [u8]>, more: &'a [u8]) {
+    if more.is_empty() {
+        return;
+    }
+    match field {
+        Cow::Borrowed(piece) if piece.is_empty() => *field = Cow::Borrowed(more),
+        _ => field.to_mut().extend_from_slice(more),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the `csv` crate reads from `bytes` with the replay's settings: each record's fields
+    /// and the line of its first byte. The crate reports a record's position where the previous
+    /// record ended (before the blank lines, or the `\n` of a `\r\n`, it skips), so the line of
+    /// the first byte is counted from there.
+    fn reference(bytes: &[u8]) -> Vec<(Vec<Vec<u8>>, u64)> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(bytes);
+        let mut records = Vec::new();
+        let mut record = csv::ByteRecord::new();
+        while reader.read_byte_record(&mut record).unwrap() {
+            let mut after_previous = record.position().unwrap().byte() as usize;
+            if after_previous == 0 && bytes.starts_with(BOM) {
+                after_previous = BOM.len();
+            }
+            let first_byte = after_previous
+                + bytes[after_previous..]
+                    .iter()
+                    .take_while(|&&b| b == b'\n' || b == b'\r')
+                    .count();
+            let line = 1 + memchr_iter(b'\n', &bytes[..first_byte]).count() as u64;
+            records.push((record.iter().map(<[u8]>::to_vec).collect(), line));
+        }
+        records
+    }
+
+    /// The same through [`Records`] and [`fields`].
+    fn scanned(bytes: &[u8]) -> Vec<(Vec<Vec<u8>>, u64)> {
+        Records::new(bytes)
+            .map(|record| {
+                let fields = fields(record.bytes).map(Cow::into_owned).collect();
+                (fields, record.line)
+            })
+            .collect()
+    }
+
+    fn fields_of(text: &str) -> Vec<Vec<String>> {
+        scanned(text.as_bytes())
+            .into_iter()
+            .map(|(fields, _)| {
+                fields
+                    .into_iter()
+                    .map(|f| String::from_utf8(f).unwrap())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn quoted_fields_hold_delimiters_newlines_and_doubled_quotes() {
+        let text = "1,\"a,b\",\"line\nbreak\"\n2,\"say \"\"hi\"\"\",x\n3,\"\",\"\"\"\"\n";
+        assert_eq!(
+            fields_of(text),
+            vec![
+                vec!["1", "a,b", "line\nbreak"],
+                vec!["2", "say \"hi\"", "x"],
+                vec!["3", "", "\""],
+            ]
+        );
+        let lines: Vec<u64> = Records::new(text.as_bytes()).map(|r| r.line).collect();
+        assert_eq!(lines, vec![1, 3, 4]);
+        assert_eq!(scanned(text.as_bytes()), reference(text.as_bytes()));
+    }
+
+    #[test]
+    fn a_quote_inside_an_unquoted_field_is_literal_and_text_after_a_closing_quote_is_kept() {
+        let text = "a\"b,\"c\"d\"e,\"f\n\"g\"\"\nx,\"never closed\n";
+        assert_eq!(
+            fields_of(text),
+            vec![
+                vec!["a\"b", "cd\"e", "f\ng\"\""],
+                vec!["x", "never closed\n"]
+            ]
+        );
+        assert_eq!(scanned(text.as_bytes()), reference(text.as_bytes()));
+    }
+
+    #[test]
+    fn crlf_lone_cr_blank_lines_and_a_bom_end_or_separate_records() {
+        let text = "\u{feff}1,a\r\n2,b\r\r\n\n3,c\r4,\"d\r\n\"\r\n5";
+        assert_eq!(
+            fields_of(text),
+            vec![
+                vec!["1", "a"],
+                vec!["2", "b"],
+                vec!["3", "c"],
+                vec!["4", "d\r\n"],
+                vec!["5"],
+            ]
+        );
+        let lines: Vec<u64> = Records::new(text.as_bytes()).map(|r| r.line).collect();
+        assert_eq!(lines, vec![1, 2, 4, 4, 6]);
+        assert_eq!(scanned(text.as_bytes()), reference(text.as_bytes()));
+    }
+
+    #[test]
+    fn empty_input_and_blank_lines_have_no_records() {
+        for text in ["", "\n", "\r\n\r\n", "\u{feff}", "\u{feff}\n"] {
+            assert_eq!(scanned(text.as_bytes()), vec![], "{text:?}");
+            assert_eq!(reference(text.as_bytes()), vec![], "{text:?}");
+        }
+        // a line of one space is a record of one field
+        assert_eq!(fields_of(" \n"), vec![vec![" "]]);
+        assert_eq!(fields_of(",\n"), vec![vec!["", ""]]);
+    }
+
+    /// Pieces random inputs are made of: everything the scan treats specially, ordinary text,
+    /// a multi-byte character, a byte that is not UTF-8 and a BOM out of place.
+    fn piece() -> impl Strategy<Value = &'static [u8]> {
+        prop_oneof![
+            Just(&b"\""[..]),
+            Just(&b"\"\""[..]),
+            Just(&b","[..]),
+            Just(&b"\n"[..]),
+            Just(&b"\r"[..]),
+            Just(&b"\r\n"[..]),
+            Just(&b"a"[..]),
+            Just(&b"12"[..]),
+            Just(&b" "[..]),
+            Just("中".as_bytes()),
+            Just(&b"\xff"[..]),
+            Just(BOM),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn records_fields_and_lines_are_those_of_the_csv_crate(
+            bom in any::<bool>(),
+            pieces in proptest::collection::vec(piece(), 0..40),
+        ) {
+            let mut bytes = if bom { BOM.to_vec() } else { Vec::new() };
+            for piece in pieces {
+                bytes.extend_from_slice(piece);
+            }
+            prop_assert_eq!(scanned(&bytes), reference(&bytes));
+        }
+    }
+}
