@@ -3,12 +3,14 @@
 //! It reads exactly what the `csv` crate reads with the replay's settings (no header, `,`
 //! between fields, `"` quotes with `""` for a quote inside them, a record ended by `\n`, `\r`
 //! or `\r\n`, empty lines skipped, a leading UTF-8 BOM dropped, a quote inside an unquoted field
-//! taken literally), but in two steps: [`Records`] finds where each record starts and ends
-//! with `memchr` over the bytes — the only work every worker of a replay does for every record —
-//! and [`fields`] splits one record into fields, which a worker does only for the records it
-//! owns. The tests hold both against the `csv` crate.
+//! taken literally), but without tokenizing every record: [`Records`] finds where each record
+//! starts and ends with `memchr` over the bytes, [`fields`] splits a record into fields lazily
+//! (a replay's worker reads only the first, the key, of a record it does not own), and
+//! [`read_records`] reads a file in chunks that stay in the cache. The tests hold all three
+//! against the `csv` crate.
 
 use std::borrow::Cow;
+use std::io::{self, Read};
 
 use memchr::{memchr, memchr3, memchr_iter};
 
@@ -22,25 +24,41 @@ pub struct Record<'a> {
     pub bytes: &'a [u8],
     /// The 1-based line of the record's first byte.
     pub line: u64,
+    /// Whether a terminator ends the record (only the last record of a file may lack one).
+    pub terminated: bool,
 }
 
-/// The records of one file's bytes, in order.
+/// The records of one file's bytes (or of a chunk of them), in order.
 pub struct Records<'a> {
     bytes: &'a [u8],
     /// Where the scan goes on: the end of the last record, or of the BOM.
     position: usize,
     /// The line at `position`.
     line: u64,
+    /// Whether `bytes` is a chunk that more bytes follow: a record that runs to its end may
+    /// go on in them, so it is left for the next chunk.
+    partial: bool,
 }
 
 impl<'a> Records<'a> {
     /// The records of `bytes`, the whole content of a file.
     pub fn new(bytes: &'a [u8]) -> Records<'a> {
-        let position = if bytes.starts_with(BOM) { BOM.len() } else { 0 };
+        Records::of_chunk(bytes, true, 1, false)
+    }
+
+    /// The records of a chunk of a file: `first` if it starts the file, starting at `line`,
+    /// and `partial` unless it ends the file.
+    fn of_chunk(bytes: &'a [u8], first: bool, line: u64, partial: bool) -> Records<'a> {
+        let position = if first && bytes.starts_with(BOM) {
+            BOM.len()
+        } else {
+            0
+        };
         Records {
             bytes,
             position,
-            line: 1,
+            line,
+            partial,
         }
     }
 }
@@ -55,21 +73,69 @@ impl<'a> Iterator for Records<'a> {
             .iter()
             .take_while(|&&b| b == b'\n' || b == b'\r')
             .count();
-        self.line +=
-            memchr_iter(b'\n', &bytes[self.position..self.position + skipped]).count() as u64;
         let start = self.position + skipped;
+        self.line += memchr_iter(b'\n', &bytes[self.position..start]).count() as u64;
+        self.position = start;
         if start >= bytes.len() {
-            self.position = bytes.len();
             return None;
         }
         let (end, newlines) = record_end(bytes, start);
+        if self.partial && end == bytes.len() {
+            return None;
+        }
         let record = Record {
             bytes: &bytes[start..end],
             line: self.line,
+            terminated: end < bytes.len(),
         };
         self.line += newlines;
         self.position = end;
         Some(record)
+    }
+}
+
+/// The bytes read at a time by [`read_records`]: small enough to stay in the cache while they
+/// are scanned and parsed.
+pub const CHUNK_BYTES: usize = 1 << 17;
+
+/// Hands every record of `input` to `each`, in order, reading `chunk` bytes at a time (a record
+/// longer than that is read whole before it is handed on).
+pub fn read_records<R: Read>(
+    mut input: R,
+    chunk: usize,
+    mut each: impl FnMut(Record<'_>),
+) -> io::Result<()> {
+    // The first chunk holds a whole BOM if the input starts with one.
+    let mut buffer = vec![0; chunk.max(BOM.len())];
+    let (mut filled, mut line, mut first) = (0, 1, true);
+    loop {
+        let mut end_of_input = false;
+        while filled < buffer.len() {
+            match input.read(&mut buffer[filled..]) {
+                Ok(0) => {
+                    end_of_input = true;
+                    break;
+                }
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        let mut records = Records::of_chunk(&buffer[..filled], first, line, !end_of_input);
+        for record in &mut records {
+            each(record);
+        }
+        if end_of_input {
+            return Ok(());
+        }
+        let (consumed, next_line) = (records.position, records.line);
+        (first, line) = (false, next_line);
+        buffer.copy_within(consumed..filled, 0);
+        filled -= consumed;
+        if filled == buffer.len() {
+            // One record fills the buffer: read it whole.
+            buffer.resize(2 * buffer.len(), 0);
+        }
     }
 }
 
@@ -113,66 +179,117 @@ fn record_end(bytes: &[u8], start: usize) -> (usize, u64) {
     }
 }
 
-/// The fields of one record (its bytes as [`Records`] gives them): the text of each, unquoted,
-/// borrowed from the record unless a doubled quote had to be undone.
+/// The fields of one record (its bytes as [`Records`] gives them): the bytes of each,
+/// unquoted, borrowed from the record unless a doubled quote had to be undone.
 pub fn fields(record: &[u8]) -> Fields<'_> {
-    Fields { rest: Some(record) }
+    Fields {
+        record,
+        next: Some(0),
+    }
 }
 
 /// The iterator of [`fields`].
 pub struct Fields<'a> {
-    /// What follows the last field's delimiter; `None` after the last field.
-    rest: Option<&'a [u8]>,
+    record: &'a [u8],
+    /// Where the next field starts; `None` after the last field.
+    next: Option<usize>,
 }
 
-impl<'a> Iterator for Fields<'a> {
-    type Item = Cow<'a, [u8]>;
+/// Where a field lies in its record, quotes included, delimiter excluded.
+struct Span {
+    start: usize,
+    end: usize,
+    /// Whether the field starts with a quote, which is then not part of its text.
+    quoted: bool,
+}
 
-    fn next(&mut self) -> Option<Cow<'a, [u8]>> {
-        let bytes = self.rest?;
-        if bytes.first() != Some(&b'"') {
-            return Some(Cow::Borrowed(self.up_to_delimiter(bytes)));
+impl Fields<'_> {
+    fn next_span(&mut self) -> Option<Span> {
+        let start = self.next?;
+        let bytes = self.record;
+        if bytes.get(start) != Some(&b'"') {
+            let end = self.end_at_delimiter(start);
+            return Some(Span {
+                start,
+                end,
+                quoted: false,
+            });
         }
-        let mut field = Cow::Borrowed(&bytes[..0]);
-        let mut position = 1;
+        let mut position = start + 1;
         loop {
             let Some(found) = memchr(b'"', &bytes[position..]) else {
                 // Left open: the field runs to the end of the record.
-                append(&mut field, &bytes[position..]);
-                self.rest = None;
-                return Some(field);
+                self.next = None;
+                return Some(Span {
+                    start,
+                    end: bytes.len(),
+                    quoted: true,
+                });
             };
-            let quote = position + found;
-            append(&mut field, &bytes[position..quote]);
-            position = quote + 1;
+            position += found + 1;
             if bytes.get(position) == Some(&b'"') {
-                field.to_mut().push(b'"');
                 position += 1;
             } else {
                 break;
             }
         }
         // Whatever follows the closing quote up to the delimiter belongs to the field.
-        let tail = self.up_to_delimiter(&bytes[position..]);
-        append(&mut field, tail);
-        Some(field)
+        let end = self.end_at_delimiter(position);
+        Some(Span {
+            start,
+            end,
+            quoted: true,
+        })
     }
-}
 
-impl<'a> Fields<'a> {
-    /// The bytes up to the next `,` (or the end); moves past that `,`.
-    fn up_to_delimiter(&mut self, bytes: &'a [u8]) -> &'a [u8] {
-        match memchr(b',', bytes) {
+    /// The end of the field text from `from` on: the next `,` (the next field starts after
+    /// it) or the end of the record. Fields are short: a plain loop beats `memchr`'s setup.
+    fn end_at_delimiter(&mut self, from: usize) -> usize {
+        match self.record[from..].iter().position(|&b| b == b',') {
             Some(comma) => {
-                self.rest = Some(&bytes[comma + 1..]);
-                &bytes[..comma]
+                self.next = Some(from + comma + 1);
+                from + comma
             }
             None => {
-                self.rest = None;
-                bytes
+                self.next = None;
+                self.record.len()
             }
         }
     }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Cow<'a, [u8]>;
+
+    fn next(&mut self) -> Option<Cow<'a, [u8]>> {
+        let span = self.next_span()?;
+        let raw = &self.record[span.start..span.end];
+        Some(if span.quoted {
+            unquote(raw)
+        } else {
+            Cow::Borrowed(raw)
+        })
+    }
+}
+
+/// The text of a quoted field from its raw bytes (opening quote first): doubled quotes undone,
+/// the closing quote dropped, what follows it kept.
+fn unquote(raw: &[u8]) -> Cow<'_, [u8]> {
+    let mut field = Cow::Borrowed(&raw[..0]);
+    let mut rest = &raw[1..];
+    while let Some(quote) = memchr(b'"', rest) {
+        append(&mut field, &rest[..quote]);
+        rest = &rest[quote + 1..];
+        match rest.strip_prefix(b"\"") {
+            Some(after) => {
+                field.to_mut().push(b'"');
+                rest = after;
+            }
+            None => break,
+        }
+    }
+    append(&mut field, rest);
+    field
 }
 
 /// Appends `more` to `field`, which stays borrowed while it is one piece of the record.
@@ -181,7 +298,7 @@ fn append<'a>(field: &mut Cow<'a, [u8]>, more: &'a [u8]) {
         return;
     }
     match field {
-        Cow::Borrowed(piece) if piece.is_empty() => *field = Cow::Borrowed(more),
+        Cow::Borrowed([]) => *field = Cow::Borrowed(more),
         _ => field.to_mut().extend_from_slice(more),
     }
 }
@@ -218,10 +335,14 @@ mod tests {
         records
     }
 
-    /// The same through [`Records`] and [`fields`].
+    /// The same through [`Records`] and [`fields`], checking on the way that a record knows
+    /// whether a terminator ended it.
     fn scanned(bytes: &[u8]) -> Vec<(Vec<Vec<u8>>, u64)> {
         Records::new(bytes)
             .map(|record| {
+                let offset = record.bytes.as_ptr() as usize - bytes.as_ptr() as usize;
+                let end = offset + record.bytes.len();
+                assert_eq!(record.terminated, end < bytes.len());
                 let fields = fields(record.bytes).map(Cow::into_owned).collect();
                 (fields, record.line)
             })
@@ -317,6 +438,33 @@ mod tests {
         ]
     }
 
+    /// The records of `bytes` read `chunk` bytes at a time, as [`scanned`] gives them.
+    fn read_in_chunks(bytes: &[u8], chunk: usize) -> Vec<(Vec<Vec<u8>>, u64)> {
+        let mut records = Vec::new();
+        read_records(bytes, chunk, |record| {
+            let fields = fields(record.bytes).map(Cow::into_owned).collect();
+            records.push((fields, record.line));
+        })
+        .unwrap();
+        records
+    }
+
+    #[test]
+    fn records_split_across_chunks_are_read_whole() {
+        // a quoted newline, a doubled quote, a CRLF and a BOM at every possible cut
+        let text = "\u{feff}1,\"a\nb\"\r\n2,\"say \"\"x\"\"\",3\r\n\n4,\"open\n";
+        let whole = scanned(text.as_bytes());
+        assert_eq!(whole.len(), 3);
+        for chunk in 1..=text.len() + 1 {
+            assert_eq!(
+                read_in_chunks(text.as_bytes(), chunk),
+                whole,
+                "chunks of {chunk}"
+            );
+        }
+        assert_eq!(read_in_chunks(b"", 4), vec![]);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2_000))]
 
@@ -324,12 +472,15 @@ mod tests {
         fn records_fields_and_lines_are_those_of_the_csv_crate(
             bom in any::<bool>(),
             pieces in proptest::collection::vec(piece(), 0..40),
+            chunk in 1..64usize,
         ) {
             let mut bytes = if bom { BOM.to_vec() } else { Vec::new() };
             for piece in pieces {
                 bytes.extend_from_slice(piece);
             }
-            prop_assert_eq!(scanned(&bytes), reference(&bytes));
+            let expected = reference(&bytes);
+            prop_assert_eq!(scanned(&bytes), expected.clone());
+            prop_assert_eq!(read_in_chunks(&bytes, chunk), expected);
         }
     }
 }
