@@ -8,8 +8,9 @@
 //! still work.
 //!
 //! With `GRIDFLOW_BENCH_BASELINE=/path/to/an/older/gridflow`, each workload runs with that
-//! binary and with this build alternately, `GRIDFLOW_BENCH_PAIRS` pairs (default 3), and the
-//! ratio of their summed elapsed times closes it: a before/after figure from one invocation.
+//! binary and with this build alternately, `GRIDFLOW_BENCH_PAIRS` pairs (default 3) after one
+//! untimed warm-up run, and the ratio of their summed elapsed times closes it: a before/after
+//! figure from one invocation.
 
 use std::process::Command;
 use std::time::Instant;
@@ -164,6 +165,8 @@ fn main() {
             println!("{}", run(this_build, workload, rows, &scratch).1);
             continue;
         };
+        // One untimed run first, so neither binary's first run pays for a cold page cache.
+        run(this_build, workload, rows, &scratch);
         let (mut old_total, mut new_total) = (0.0, 0.0);
         for _ in 0..pairs {
             let (old, report) = run(baseline, workload, rows, &scratch);
