@@ -5,9 +5,9 @@
 //! its `n`-th record across its files, counted whether it parses or not, and the
 //! [`Interleave`] option maps row numbers of both tables to logical times — so the times, like
 //! the rows, do not depend on how many workers read them. Every worker finds every record with
-//! a cheap quote-aware scan and reads its key (the first field); only the key's owner splits the
-//! rest of the record into fields and parses it ([`crate::csv_scan`]). A malformed row becomes a
-//! [`RowError`] naming file, line and reason, reported by exactly one worker, and every other
+//! a cheap quote-aware scan and reads its key, the first field ([`crate::csv_scan`]); only the
+//! key's owner has the `csv` crate tokenize the record, and parses it. A malformed row becomes
+//! a [`RowError`] naming file, line and reason, reported by exactly one worker, and every other
 //! row is still processed.
 
 use std::collections::VecDeque;
