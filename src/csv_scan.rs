@@ -11,8 +11,9 @@
 
 use std::borrow::Cow;
 use std::io::{self, Read};
+use std::iter::Peekable;
 
-use memchr::{memchr, memchr3, memchr_iter};
+use memchr::{memchr, memchr3_iter, Memchr3};
 
 /// The UTF-8 byte order mark, dropped at the start of a file as the `csv` crate does.
 const BOM: &[u8] = b"\xef\xbb\xbf";
@@ -31,7 +32,10 @@ pub struct Record<'a> {
 /// The records of one file's bytes (or of a chunk of them), in order.
 pub struct Records<'a> {
     bytes: &'a [u8],
-    /// Where the scan goes on: the end of the last record, or of the BOM.
+    /// The `"`, `\r` and `\n` not looked at yet, found by one `memchr3` pass over the bytes
+    /// rather than a search per record.
+    events: Peekable<Memchr3<'a>>,
+    /// Where the scan goes on: after the last record's terminator, or after the BOM.
     position: usize,
     /// The line at `position`.
     line: u64,
@@ -56,6 +60,7 @@ impl<'a> Records<'a> {
         };
         Records {
             bytes,
+            events: memchr3_iter(b'"', b'\n', b'\r', bytes).peekable(),
             position,
             line,
             partial,
@@ -66,20 +71,51 @@ impl<'a> Records<'a> {
 impl<'a> Iterator for Records<'a> {
     type Item = Record<'a>;
 
+    /// Outside quotes only `"`, `\r` and `\n` matter: a terminator ends the record, and a quote
+    /// opens a quoted field only at the start of a field (the record's first byte, or right
+    /// after a `,`); anywhere else it is a literal character. Inside quotes only `"` matters:
+    /// `""` is a literal quote, a single one closes the field. A quoted field left open runs to
+    /// the end.
     fn next(&mut self) -> Option<Record<'a>> {
         let bytes = self.bytes;
-        // Terminators between records, and empty lines, are skipped.
-        let skipped = bytes[self.position..]
-            .iter()
-            .take_while(|&&b| b == b'\n' || b == b'\r')
-            .count();
-        let start = self.position + skipped;
-        self.line += memchr_iter(b'\n', &bytes[self.position..start]).count() as u64;
-        self.position = start;
+        // Terminators between records, and empty lines, are skipped: each is an event.
+        while self.events.next_if_eq(&self.position).is_some() {
+            match bytes[self.position] {
+                b'\n' => self.line += 1,
+                b'\r' => {}
+                _ => break,
+            }
+            self.position += 1;
+        }
+        let start = self.position;
         if start >= bytes.len() {
             return None;
         }
-        let (end, newlines) = record_end(bytes, start);
+        // A quote at the record's start was taken above: it opens the first field.
+        let mut quoted = bytes[start] == b'"';
+        let mut newlines = 0;
+        let end = loop {
+            if quoted {
+                match self.events.next() {
+                    None => break bytes.len(),
+                    Some(at) if bytes[at] == b'\n' => newlines += 1,
+                    Some(at) if bytes[at] == b'\r' => {}
+                    // `""` inside quotes is a quote; a single one closes the field.
+                    Some(at) => {
+                        quoted = self
+                            .events
+                            .next_if(|&next| next == at + 1 && bytes[next] == b'"')
+                            .is_some()
+                    }
+                }
+                continue;
+            }
+            match self.events.next() {
+                None => break bytes.len(),
+                Some(at) if bytes[at] != b'"' => break at,
+                Some(at) => quoted = bytes[at - 1] == b',',
+            }
+        };
         if self.partial && end == bytes.len() {
             return None;
         }
@@ -89,7 +125,12 @@ impl<'a> Iterator for Records<'a> {
             terminated: end < bytes.len(),
         };
         self.line += newlines;
+        // The terminator's event is taken: the scan goes on after it.
         self.position = end;
+        if let Some(&terminator) = bytes.get(end) {
+            self.line += u64::from(terminator == b'\n');
+            self.position += 1;
+        }
         Some(record)
     }
 }
@@ -135,46 +176,6 @@ pub fn read_records<R: Read>(
         if filled == buffer.len() {
             // One record fills the buffer: read it whole.
             buffer.resize(2 * buffer.len(), 0);
-        }
-    }
-}
-
-/// Where the record starting at `start` ends (the index of its terminator, or the end of the
-/// bytes), and how many `\n` its quoted fields hold.
-///
-/// Outside quotes only `"`, `\r` and `\n` matter: a terminator ends the record, and a quote
-/// opens a quoted field only at the start of a field (the record's first byte, or right after
-/// a `,`); anywhere else it is a literal character. Inside quotes only `"` matters: `""` is a
-/// literal quote, a single one closes the field. A quoted field left open runs to the end.
-fn record_end(bytes: &[u8], start: usize) -> (usize, u64) {
-    let mut newlines = 0;
-    let mut position = start;
-    loop {
-        let Some(found) = memchr3(b'"', b'\n', b'\r', &bytes[position..]) else {
-            return (bytes.len(), newlines);
-        };
-        let at = position + found;
-        if bytes[at] != b'"' {
-            return (at, newlines);
-        }
-        position = at + 1;
-        if at != start && bytes[at - 1] != b',' {
-            continue;
-        }
-        // A quoted field: find the quote that closes it.
-        loop {
-            let Some(found) = memchr(b'"', &bytes[position..]) else {
-                newlines += memchr_iter(b'\n', &bytes[position..]).count() as u64;
-                return (bytes.len(), newlines);
-            };
-            let quote = position + found;
-            newlines += memchr_iter(b'\n', &bytes[position..quote]).count() as u64;
-            position = quote + 1;
-            if bytes.get(position) == Some(&b'"') {
-                position += 1;
-            } else {
-                break;
-            }
         }
     }
 }
@@ -306,6 +307,7 @@ fn append<'a>(field: &mut Cow<'a, [u8]>, more: &'a [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use memchr::memchr_iter;
     use proptest::prelude::*;
 
     /// What the `csv` crate reads from `bytes` with the replay's settings: each record's fields
