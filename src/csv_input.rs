@@ -4,17 +4,21 @@
 //! order; an empty field is NULL; timestamps `YYYY-MM-DD HH:MM:SS[.fff]`. Row `n` of a table is
 //! its `n`-th record across its files, counted whether it parses or not, and the
 //! [`Interleave`] option maps row numbers of both tables to logical times — so the times, like
-//! the rows, do not depend on how many workers read them. Each worker fully parses only the
-//! rows whose key it owns; a malformed row becomes a [`RowError`] naming file, line and reason,
-//! and every other row is still processed.
+//! the rows, do not depend on how many workers read them. Every worker finds every record with
+//! a cheap quote-aware scan and reads its key, the first field ([`crate::csv_scan`]); only the
+//! key's owner has the `csv` crate tokenize the record, and parses it. A malformed row becomes
+//! a [`RowError`] naming file, line and reason, reported by exactly one worker, and every other
+//! row is still processed.
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::csv_scan::{self, read_records};
 use crate::rows::{Consumption, ConsumptionId, Millis, User, UserId};
 use crate::source::{last_upsert_wins, owner_of, Source, SourcePosition, Tick, Time, Upsert};
 use crate::values::{parse_cents, parse_millis};
@@ -53,7 +57,7 @@ pub struct ReplayConfig {
 #[error("{}:{line}: {reason}", file.display())]
 pub struct RowError {
     pub file: PathBuf,
-    /// The 1-based line of the record in its file.
+    /// The 1-based line of the record's first byte in its file.
     pub line: u64,
     pub reason: String,
 }
@@ -66,8 +70,6 @@ pub enum ReplayError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot read {path}: {source}")]
-    Csv { path: PathBuf, source: csv::Error },
 }
 
 /// One worker's share of a replay, loaded and parsed, ready to hand out tick by tick.
@@ -269,8 +271,12 @@ type NumberedRows<R> = Vec<(usize, Upsert<i64, R>)>;
 type ParseRow<R> = fn(&csv::StringRecord) -> Result<R, String>;
 
 /// Reads every record of one table, keeping the rows whose key this worker owns and the errors
-/// it is responsible for (a row whose key cannot be read is worker 0's). A record holding only
-/// its key is a delete. Returns the owned upserts with their row numbers, and the row count.
+/// it is responsible for. A record holding only its key is a delete. Returns the owned upserts
+/// with their row numbers, and the row count.
+///
+/// Every worker finds every record ([`read_records`]) and reads its key, the first field; only
+/// the key's owner has the `csv` crate read the rest ([`Owned`]). So each malformed row is
+/// reported once: by worker 0 when its key cannot be read, by the key's owner otherwise.
 fn read_table<R>(
     dir: &Path,
     columns: usize,
@@ -279,81 +285,145 @@ fn read_table<R>(
     errors: &mut Vec<RowError>,
     parse: ParseRow<R>,
 ) -> Result<(NumberedRows<R>, usize), ReplayError> {
-    let mut owned = Vec::new();
+    let mut rows = Vec::new();
     let mut row_number = 0;
     for path in csv_files(dir)? {
+        let io = |source| ReplayError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = File::open(&path).map_err(io)?;
+        let mut owned = Owned::new(&path, columns, parse);
+        read_records(file, csv_scan::CHUNK_BYTES, |record| {
+            let this_row = row_number;
+            row_number += 1;
+            let first = csv_scan::fields(record.bytes).next().unwrap_or_default();
+            let key = digits(&first).map_or_else(|| utf8(&first, 0).and_then(parse_key_field), Ok);
+            match key {
+                Ok(key) if owner_of(key, peers) == worker => {
+                    owned.push(this_row, key, record);
+                    if owned.bytes.len() >= csv_scan::CHUNK_BYTES {
+                        owned.parse(&mut rows, errors);
+                    }
+                }
+                Ok(_) => {}
+                Err(reason) if worker == 0 => errors.push(RowError {
+                    file: path.clone(),
+                    line: record.line,
+                    reason,
+                }),
+                Err(_) => {}
+            }
+        })
+        .map_err(io)?;
+        owned.parse(&mut rows, errors);
+    }
+    Ok((rows, row_number))
+}
+
+/// The records of one file that a worker owns, gathered to be parsed a chunk at a time by the
+/// `csv` crate, which tokenizes them exactly as it would in the file.
+struct Owned<'a, R> {
+    path: &'a Path,
+    columns: usize,
+    parse: ParseRow<R>,
+    /// The records, each with a `\n` after it (unless it ended its file without a terminator,
+    /// where a `\n` would join an unclosed quoted field), after an empty line: the crate skips
+    /// it, and it keeps the crate from dropping a first record's leading bytes as a BOM.
+    bytes: Vec<u8>,
+    /// Each record's row number, key and line, in order.
+    records: Vec<(usize, i64, u64)>,
+}
+
+impl<'a, R> Owned<'a, R> {
+    fn new(path: &'a Path, columns: usize, parse: ParseRow<R>) -> Owned<'a, R> {
+        Owned {
+            path,
+            columns,
+            parse,
+            bytes: b"\n".to_vec(),
+            records: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, row: usize, key: i64, record: csv_scan::Record<'_>) {
+        self.bytes.extend_from_slice(record.bytes);
+        if record.terminated {
+            self.bytes.push(b'\n');
+        }
+        self.records.push((row, key, record.line));
+    }
+
+    /// Parses the gathered records into `rows` and `errors`, and forgets them.
+    fn parse(&mut self, rows: &mut NumberedRows<R>, errors: &mut Vec<RowError>) {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
-            .from_path(&path)
-            .map_err(|source| ReplayError::Csv {
-                path: path.clone(),
-                source,
-            })?;
-        let mut record = csv::StringRecord::new();
-        loop {
-            let line = reader.position().line();
-            match reader.read_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(error) => {
-                    // A broken record (bad UTF-8, say) still takes its row number.
-                    if worker == 0 {
-                        errors.push(RowError {
-                            file: path.clone(),
-                            line,
-                            reason: error.to_string(),
-                        });
-                    }
-                    row_number += 1;
-                    continue;
-                }
-            }
-            let line = record.position().map_or(line, |p| p.line());
-            let this_row = row_number;
-            row_number += 1;
-            let key = match parse_key(&record) {
-                Ok(key) => key,
-                Err(reason) => {
-                    if worker == 0 {
-                        errors.push(RowError {
-                            file: path.clone(),
-                            line,
-                            reason,
-                        });
-                    }
-                    continue;
-                }
-            };
-            if owner_of(key, peers) != worker {
-                continue;
-            }
-            let upsert = if record.len() == 1 {
-                Ok((key, None))
-            } else if record.len() != columns {
-                Err(format!(
+            .from_reader(&self.bytes[..]);
+        let mut fields = csv::StringRecord::new();
+        for (row, key, line) in self.records.drain(..) {
+            let columns = self.columns;
+            let upsert = match reader.read_record(&mut fields) {
+                Ok(true) if fields.len() == 1 => Ok((key, None)),
+                Ok(true) if fields.len() != columns => Err(format!(
                     "expected {columns} fields (or 1 for a delete), found {}",
-                    record.len()
-                ))
-            } else {
-                parse(&record).map(|row| (key, Some(row)))
+                    fields.len()
+                )),
+                Ok(true) => (self.parse)(&fields).map(|row| (key, Some(row))),
+                Ok(false) => Err("the record ends early when read again".to_string()),
+                Err(error) => Err(match error.kind() {
+                    csv::ErrorKind::Utf8 { err, .. } => format!(
+                        "invalid UTF-8 in field {} near byte index {}",
+                        err.field(),
+                        err.valid_up_to()
+                    ),
+                    _ => error.to_string(),
+                }),
             };
             match upsert {
-                Ok(upsert) => owned.push((this_row, upsert)),
+                Ok(upsert) => rows.push((row, upsert)),
                 Err(reason) => errors.push(RowError {
-                    file: path.clone(),
+                    file: self.path.to_path_buf(),
                     line,
                     reason,
                 }),
             }
         }
+        self.bytes.truncate(1);
     }
-    Ok((owned, row_number))
+}
+
+/// A key of plain decimal digits, the common case, read without the checks of
+/// [`parse_key_field`]; `None` for anything else (which that function reads).
+fn digits(field: &[u8]) -> Option<i64> {
+    if field.is_empty() || field.len() > 18 || !field.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        field
+            .iter()
+            .fold(0, |key, digit| key * 10 + i64::from(digit - b'0')),
+    )
+}
+
+/// A field as text; the error says which field is not UTF-8 (as the `csv` crate says it).
+fn utf8(field: &[u8], index: usize) -> Result<&str, String> {
+    std::str::from_utf8(field).map_err(|error| {
+        format!(
+            "invalid UTF-8 in field {index} near byte index {}",
+            error.valid_up_to()
+        )
+    })
 }
 
 /// The key of a record: its first field, a BIGINT that must be present.
 fn parse_key(record: &csv::StringRecord) -> Result<i64, String> {
-    let field = record.get(0).unwrap_or("").trim();
+    parse_key_field(record.get(0).unwrap_or(""))
+}
+
+/// A key field: a whole number, surrounding blanks allowed.
+fn parse_key_field(field: &str) -> Result<i64, String> {
+    let field = field.trim();
     if field.is_empty() {
         return Err("the key (first field) is missing".to_string());
     }
@@ -434,5 +504,269 @@ impl fmt::Display for Interleave {
             Interleave::ConsumptionFirst => "consumption-first",
         };
         f.write_str(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replay directory of awkward files: CRLF endings, quoted keys, quoted fields holding
+    /// newlines, delimiters and doubled quotes, blank lines, a BOM, an empty file, a file whose
+    /// last record has no terminator, one whose last quoted field never closes, bytes that are
+    /// not UTF-8 (in a key and elsewhere), malformed rows, deletes, and keys repeated in a batch.
+    fn awkward_replay(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("gridflow-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("users")).unwrap();
+        std::fs::create_dir_all(dir.join("consumption")).unwrap();
+        let user = |id: &str, name: &str| format!("{id},{name},居民,1,东城供电区,addr,123,,");
+        let files: [(&str, Vec<u8>); 7] = [
+            (
+                "users/a.csv",
+                [
+                    user("1", "Ann"),
+                    user("2", "\"Bob, \"\"the\"\" builder\""),
+                    user("\"3\"", "\"two\r\nlines\""),
+                    "4,short".to_string(),
+                    "1".to_string(),
+                    user("5", "Eve"),
+                ]
+                .join("\r\n")
+                .into_bytes(),
+            ),
+            ("users/b.csv", Vec::new()),
+            (
+                "users/c.csv",
+                format!("\u{feff}{}\n\n\n{}\n{}", user("6", "Fay"), user(" 7 ", "Gus"), user("2", "Bo"))
+                    .into_bytes(),
+            ),
+            (
+                "consumption/1.csv",
+                [
+                    "10,1,1.50,0.83,2024-01-01 00:00:01,,,\"a remark, \"\"quoted\"\",\nover lines\"",
+                    "11,2,1.00,0.55,2024-01-01 00:00:02,,,",
+                    "\"12\",3,2.00,1.10,2024-01-01 00:00:03,1.00,3.00,plain",
+                    "13,x,2.00,1.10,2024-01-01 00:00:03,,,",
+                    ",3,2.00,1.10,2024-01-01 00:00:03,,,",
+                    "10,1,9.99,5.49,2024-01-01 00:00:04,,,again",
+                    "14,1,1.00,0.55,2024-01-01 00:00:05,,,no terminator",
+                ]
+                .join("\n")
+                .into_bytes(),
+            ),
+            (
+                "consumption/2.csv",
+                [
+                    &b"15,1,1.00,0.55,2024-01-01 00:00:06,,,\xff\xfe"[..],
+                    b"1\xff6,1,1.00,0.55,2024-01-01 00:00:06,,,",
+                    b"17,1,1.00,0.55,2024-01-01 00:00:07,,,\"never closed\n18,1,1.00,0.55",
+                ]
+                .join(&b"\n"[..]),
+            ),
+            ("consumption/3.csv", b"\r\n\r\n".to_vec()),
+            (
+                "consumption/4.csv",
+                b"19,2,1.00,0.55,2024-01-01 00:00:08,,,first\n19,2,2.00,1.10,2024-01-01 00:00:08,,,second\n11\n"
+                    .to_vec(),
+            ),
+        ];
+        for (path, content) in files {
+            std::fs::write(dir.join(path), content).unwrap();
+        }
+        dir
+    }
+
+    fn config(dir: &Path) -> ReplayConfig {
+        ReplayConfig {
+            dir: dir.to_path_buf(),
+            batch_rows: 2,
+            interleave: Interleave::Alternate,
+            start: 0,
+            tick: 10,
+        }
+    }
+
+    /// Everything a replay loads: each table's rows with their row numbers, the errors, and
+    /// the row counts.
+    type Loaded = (
+        Vec<(usize, Upsert<UserId, User>)>,
+        Vec<(usize, Upsert<ConsumptionId, Consumption>)>,
+        Vec<RowError>,
+        (usize, usize),
+    );
+
+    /// The union of what `peers` workers load, checking that each keeps only keys it owns and
+    /// that all count the same rows.
+    fn load_shares(dir: &Path, peers: usize) -> Loaded {
+        let (mut users, mut consumption, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+        let mut counts = None;
+        for worker in 0..peers {
+            let mut replay = CsvReplay::load(config(dir), worker, peers).unwrap();
+            assert!(replay
+                .users
+                .iter()
+                .all(|(_, (k, _))| owner_of(*k, peers) == worker));
+            assert!(replay
+                .consumption
+                .iter()
+                .all(|(_, (k, _))| owner_of(*k, peers) == worker));
+            let rows = (replay.user_rows, replay.consumption_rows);
+            assert!(
+                counts.is_none_or(|counts| counts == rows),
+                "{peers} workers"
+            );
+            counts = Some(rows);
+            errors.extend(replay.take_errors());
+            users.extend(replay.users);
+            consumption.extend(replay.consumption);
+        }
+        users.sort_by_key(|(n, _)| *n);
+        consumption.sort_by_key(|(n, _)| *n);
+        errors.sort();
+        (users, consumption, errors, counts.unwrap())
+    }
+
+    /// The plain reading: the `csv` crate over each whole file, every record parsed.
+    fn reference(dir: &Path) -> Loaded {
+        let mut errors = Vec::new();
+        let (users, user_rows) =
+            reference_table(&dir.join("users"), USER_COLUMNS, &mut errors, parse_user);
+        let (consumption, consumption_rows) = reference_table(
+            &dir.join("consumption"),
+            CONSUMPTION_COLUMNS,
+            &mut errors,
+            parse_consumption,
+        );
+        errors.sort();
+        (users, consumption, errors, (user_rows, consumption_rows))
+    }
+
+    fn reference_table<R>(
+        dir: &Path,
+        columns: usize,
+        errors: &mut Vec<RowError>,
+        parse: ParseRow<R>,
+    ) -> (NumberedRows<R>, usize) {
+        let (mut rows, mut row_number) = (Vec::new(), 0);
+        for path in csv_files(dir).unwrap() {
+            let content = std::fs::read(&path).unwrap();
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .flexible(true)
+                .from_reader(&content[..]);
+            let mut record = csv::ByteRecord::new();
+            while reader.read_byte_record(&mut record).unwrap() {
+                // The line of the record's first byte: past the BOM and the terminators the
+                // crate skips after its position.
+                let mut first = record.position().unwrap().byte() as usize;
+                if first == 0 && content.starts_with(b"\xef\xbb\xbf") {
+                    first = 3;
+                }
+                first += content[first..]
+                    .iter()
+                    .take_while(|&&b| b == b'\n' || b == b'\r')
+                    .count();
+                let line = 1 + content[..first].iter().filter(|&&b| b == b'\n').count() as u64;
+                let this_row = row_number;
+                row_number += 1;
+                let fields: Result<Vec<&str>, String> = record
+                    .iter()
+                    .enumerate()
+                    .map(|(index, field)| utf8(field, index))
+                    .collect();
+                let upsert = fields.and_then(|fields| {
+                    let key = parse_key_field(fields[0])?;
+                    let fields = csv::StringRecord::from(fields);
+                    if fields.len() == 1 {
+                        Ok((key, None))
+                    } else if fields.len() != columns {
+                        Err(format!(
+                            "expected {columns} fields (or 1 for a delete), found {}",
+                            fields.len()
+                        ))
+                    } else {
+                        parse(&fields).map(|row| (key, Some(row)))
+                    }
+                });
+                match upsert {
+                    Ok(upsert) => rows.push((this_row, upsert)),
+                    Err(reason) => errors.push(RowError {
+                        file: path.clone(),
+                        line,
+                        reason,
+                    }),
+                }
+            }
+        }
+        (rows, row_number)
+    }
+
+    #[test]
+    fn every_worker_count_loads_the_plain_reading_each_row_and_error_once() {
+        let dir = awkward_replay("shares");
+        let expected = reference(&dir);
+        // the fixture exercises what it should
+        let (users, consumption, errors, counts) = &expected;
+        assert_eq!(*counts, (9, 13));
+        assert_eq!(users.len(), 8);
+        assert_eq!(consumption.len(), 9);
+        assert_eq!(errors.len(), 5, "{errors:#?}");
+        assert!(errors
+            .iter()
+            .any(|e| e.reason.starts_with("invalid UTF-8 in field 7")));
+        assert!(errors
+            .iter()
+            .any(|e| e.reason.starts_with("invalid UTF-8 in field 0")));
+        let bob = users.iter().find(|(_, (k, _))| *k == 2).unwrap();
+        assert_eq!(
+            bob.1 .1.as_ref().unwrap().user_name.as_deref(),
+            Some("Bob, \"the\" builder")
+        );
+        // more workers than the records of most files
+        for peers in 1..=7 {
+            assert_eq!(load_shares(&dir, peers), expected, "{peers} workers");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_worker_count_hands_out_the_same_ticks() {
+        let dir = awkward_replay("ticks");
+        let ticks = |peers: usize| {
+            let mut merged: Vec<Tick> = Vec::new();
+            for worker in 0..peers {
+                let mut replay = CsvReplay::load(config(&dir), worker, peers).unwrap();
+                for (index, tick) in std::iter::from_fn(|| replay.next_tick()).enumerate() {
+                    if merged.len() <= index {
+                        merged.push(Tick {
+                            time: tick.time,
+                            ..Tick::default()
+                        });
+                    }
+                    assert_eq!(merged[index].time, tick.time);
+                    merged[index].users.extend(tick.users);
+                    merged[index].consumption.extend(tick.consumption);
+                }
+            }
+            for tick in &mut merged {
+                tick.users.sort();
+                tick.consumption.sort();
+            }
+            merged
+        };
+        let one = ticks(1);
+        assert_eq!(one.len(), 7);
+        // rows 10 and 11, one batch, are both of key 19: the later wins
+        let batch_5: Vec<_> = one[5]
+            .consumption
+            .iter()
+            .map(|(k, r)| (*k, r.as_ref().map(|r| r.remark.clone())))
+            .collect();
+        assert_eq!(batch_5, vec![(19, Some(Some("second".to_string())))]);
+        for peers in 2..=5 {
+            assert_eq!(ticks(peers), one, "{peers} workers");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -9,6 +9,7 @@ pub mod dataflows;
 
 pub mod cli;
 pub mod csv_input;
+pub mod csv_scan;
 pub mod durable;
 pub mod earliest;
 pub mod export;
