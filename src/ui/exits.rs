@@ -12,7 +12,6 @@ use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator, OutputBuilder, OutputBuilderSession};
 use timely::dataflow::operators::vec::Broadcast;
-use timely::dataflow::operators::InputCapability;
 use timely::dataflow::StreamVec;
 use timely::progress::frontier::MutableAntichain;
 
@@ -88,6 +87,8 @@ pub fn monitor<'scope>(
         // The newest window this worker has seen: rows older than the latest windows below it
         // cannot be among the job's latest either.
         let mut newest: Option<Millis> = None;
+        // Ranking changes of times whose user changes are not all in yet.
+        let mut waiting: Vec<(UserRanking, Time, isize)> = Vec::new();
         move |frontiers| {
             let mut tallies_output = tallies_output.activate();
             let mut live_output = live_output.activate();
@@ -98,12 +99,10 @@ pub fn monitor<'scope>(
                     state.changes.entry(time).or_default().push((change, diff));
                 }
             });
-            members_input.for_each(|capability, data| {
+            members_input.for_each(|_, data| {
                 for ((_, member), time, diff) in data.drain(..) {
                     if diff > 0 {
-                        if let Some((tally, changed)) =
-                            state.fold(time, users_frontier, &capability)
-                        {
+                        if let Some((tally, changed)) = state.fold(time, users_frontier) {
                             let rows = member.partial.count * diff as i64;
                             tally.add_member(member.user_id, rows, changed);
                         }
@@ -113,19 +112,34 @@ pub fn monitor<'scope>(
             rankings_input.for_each(|capability, data| {
                 let mut updates = Vec::new();
                 for (ranking, time, diff) in data.drain(..) {
-                    let partition = (ranking.stat_date, ranking.region_id);
-                    if let Some((tally, changed)) = state.fold(time, users_frontier, &capability) {
-                        tally.add_ranking(partition, ranking.user_id, diff < 0, changed);
-                    }
                     if ranking.ranking <= TOP_USERS
                         && newest.is_none_or(|n| is_recent(ranking.stat_date, n, window_length))
                     {
-                        updates.push((LiveUpdate::Row(TableRow::Ranking(ranking), diff), time));
+                        let row = TableRow::Ranking(ranking.clone());
+                        updates.push((LiveUpdate::Row(row, diff), time));
+                    }
+                    // The users' changes of a time are usually in before its rankings are,
+                    // but progress can lag behind data: until they are, its rankings wait.
+                    if users_frontier.less_equal(&time) {
+                        waiting.push((ranking, time, diff));
+                    } else if let Some((tally, changed)) = state.fold(time, users_frontier) {
+                        let partition = (ranking.stat_date, ranking.region_id);
+                        tally.add_ranking(partition, ranking.user_id, diff < 0, changed);
                     }
                 }
                 live_output
                     .session(&capability)
                     .give_iterator(updates.into_iter());
+            });
+            waiting.retain(|(ranking, time, diff)| {
+                if users_frontier.less_equal(time) {
+                    return true;
+                }
+                if let Some((tally, changed)) = state.fold(*time, users_frontier) {
+                    let partition = (ranking.stat_date, ranking.region_id);
+                    tally.add_ranking(partition, ranking.user_id, *diff < 0, changed);
+                }
+                false
             });
             dashboards_input.for_each(|capability, data| {
                 let mut deltas: HashMap<(Time, RegionId), RegionDelta> = HashMap::new();
@@ -133,7 +147,7 @@ pub fn monitor<'scope>(
                 for (dashboard, time, diff) in data.drain(..) {
                     let partition = (dashboard.stat_date, dashboard.region_id);
                     if diff < 0 {
-                        if let Some((tally, _)) = state.fold(time, users_frontier, &capability) {
+                        if let Some((tally, _)) = state.fold(time, users_frontier) {
                             tally.add_region_retraction(partition);
                         }
                     }
@@ -159,7 +173,10 @@ pub fn monitor<'scope>(
                     .session(&capability)
                     .give_iterator(updates.into_iter());
             });
-            let complete = |time: &Time| frontiers.iter().all(|f| !f.less_equal(time));
+            let complete = |time: &Time| {
+                frontiers.iter().all(|f| !f.less_equal(time))
+                    && waiting.iter().all(|(_, waiting, _)| waiting > time)
+            };
             state.finish_complete(complete, &mut tallies_output);
         }
     });
@@ -177,7 +194,7 @@ struct Corrections {
     /// The changed users of times whose user changes are all in, once worked out.
     known: BTreeMap<Time, BTreeMap<UserId, UserChange>>,
     tallies: BTreeMap<Time, TimeTally>,
-    /// At or before every time held.
+    /// At or before every time with user changes (only those get tallies).
     held: Earliest,
 }
 
@@ -189,7 +206,6 @@ impl Corrections {
         &mut self,
         time: Time,
         users_frontier: &MutableAntichain<Time>,
-        capability: &InputCapability<Time>,
     ) -> Option<(&mut TimeTally, Option<&BTreeMap<UserId, UserChange>>)> {
         let changed =
             if users_frontier.less_equal(&time) {
@@ -203,7 +219,6 @@ impl Corrections {
                     user_changes(changes.get(&time).cloned().unwrap_or_default())
                 }))
             };
-        self.held.hold(capability);
         Some((self.tallies.entry(time).or_default(), changed))
     }
 
@@ -255,12 +270,7 @@ impl Corrections {
         {
             self.known.pop_first();
         }
-        let next = [self.changes.keys().next(), self.tallies.keys().next()]
-            .into_iter()
-            .flatten()
-            .min()
-            .copied();
-        self.held.advance(next);
+        self.held.advance(self.changes.keys().next().copied());
     }
 }
 
