@@ -52,7 +52,9 @@ pub struct UserChange {
     pub after: Option<UserSide>,
 }
 
-/// Something a logical time changed downstream of the users, as one worker saw it.
+/// Something a logical time changed downstream of the users, as one worker saw it: what the
+/// monitor folds with [`TimeTally`]'s `add_*` methods, as one value for the tests' inputs.
+#[cfg(test)]
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Effect {
     /// The DWD join emitted a user's partial anew, covering `rows` consumption rows.
@@ -124,6 +126,7 @@ fn tracked_upto(changes: &BTreeMap<UserId, UserChange>) -> Option<UserId> {
 
 impl TimeTally {
     /// Folds one effect in; `changed` is the time's changed users when they are known.
+    #[cfg(test)]
     pub fn add(&mut self, effect: &Effect, changed: Option<&BTreeMap<UserId, UserChange>>) {
         match *effect {
             Effect::Member { user_id, rows } => self.add_member(user_id, rows, changed),
@@ -139,7 +142,7 @@ impl TimeTally {
         }
     }
 
-    /// [`Effect::Member`].
+    /// The DWD join emitted a partial of `user_id` anew, covering `rows` consumption rows.
     pub fn add_member(
         &mut self,
         user_id: UserId,
@@ -151,7 +154,8 @@ impl TimeTally {
         }
     }
 
-    /// [`Effect::Ranking`].
+    /// A ranking row of `user_id` in `partition` changed (`retracted`: an emitted version was
+    /// taken back).
     pub fn add_ranking(
         &mut self,
         partition: (Millis, RegionId),
@@ -199,7 +203,7 @@ impl TimeTally {
         }
     }
 
-    /// [`Effect::Dashboard`].
+    /// The region row of `partition` emitted earlier was taken back.
     pub fn add_region_retraction(&mut self, partition: (Millis, RegionId)) {
         self.partitions
             .entry(partition)
@@ -270,6 +274,7 @@ impl TimeTally {
 }
 
 /// What one worker's effects at `time` say each changed user corrected.
+#[cfg(test)]
 pub fn tally(time: Time, changes: &BTreeMap<UserId, UserChange>, effects: &[Effect]) -> Vec<Tally> {
     let mut folded = TimeTally::default();
     for effect in effects {

@@ -173,9 +173,10 @@ pub fn monitor<'scope>(
                     .session(&capability)
                     .give_iterator(updates.into_iter());
             });
+            let earliest_waiting = waiting.iter().map(|(_, time, _)| *time).min();
             let complete = |time: &Time| {
                 frontiers.iter().all(|f| !f.less_equal(time))
-                    && waiting.iter().all(|(_, waiting, _)| waiting > time)
+                    && earliest_waiting.is_none_or(|waiting| waiting > *time)
             };
             state.finish_complete(complete, &mut tallies_output);
         }
