@@ -7,6 +7,7 @@
 #[path = "../dataflows/mod.rs"]
 pub mod dataflows;
 
+pub mod cases;
 pub mod cli;
 pub mod csv_input;
 pub mod csv_scan;
