@@ -19,6 +19,7 @@ pub mod generator;
 pub mod late;
 pub mod latency;
 pub mod metrics;
+pub mod oracle;
 pub mod query;
 pub mod reduce;
 pub mod reference;
