@@ -11,6 +11,7 @@ pub mod cases;
 pub mod cli;
 pub mod csv_input;
 pub mod csv_scan;
+pub mod dense_replay;
 pub mod durable;
 pub mod earliest;
 pub mod export;
