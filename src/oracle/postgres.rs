@@ -189,7 +189,8 @@ pub fn drop_schema(client: &mut Client, schema: &str) -> Result<(), OracleError>
         .map_err(failed("dropping the schema"))
 }
 
-fn read_table(
+/// Reads one table of `schema` back as text, in the export's column order.
+pub fn read_table(
     client: &mut Client,
     schema: &str,
     table: &Table,

@@ -15,9 +15,10 @@ use postgres::{Client, NoTls};
 use super::report::{layer_order, text_row, DifferingRow};
 use crate::dataflows::sink::TableRow;
 use crate::oracle::postgres::{
-    drop_schema, load_ods, read_tables, run_layers_sql, OracleError, TextRow,
+    drop_schema, load_ods, read_table, run_layers_sql, OracleError, TextRow,
 };
 use crate::reference::{RetainedJob, Warehouse};
+use crate::sinks::tables::ALL;
 
 /// A table that marks a schema as verify's own: verify drops and recreates tables only there.
 const MARKER: &str = "gridflow_verify_oracle";
@@ -92,61 +93,66 @@ impl Postgres {
         let load = started.elapsed();
         let started = Instant::now();
         run_layers_sql(&mut self.client, &self.schema, twin.window())?;
-        let theirs = read_tables(&mut self.client, &self.schema)?;
         let recompute = started.elapsed();
 
-        // gridflow's side (equal to the twin's at this time), as text.
-        let ours: Vec<TableRow> = live
-            .users
-            .iter()
-            .cloned()
-            .map(TableRow::User)
-            .chain(live.consumption.iter().cloned().map(TableRow::Consumption))
-            .chain(
-                live.details
+        // gridflow's side (equal to the twin's at this time) against PostgreSQL's, as text, one
+        // table at a time so only one table's text is in memory at once.
+        let mut differences = Vec::new();
+        let mut rows = 0;
+        let mut read = Duration::ZERO;
+        for table in ALL {
+            let mut gridflow_rows: Vec<TextRow> = Vec::new();
+            let mut push = |row: TableRow| {
+                if let Some((_, text)) = text_row(&row, false) {
+                    gridflow_rows.push(text);
+                }
+            };
+            match table.name {
+                "ods_power_user" => live
+                    .users
+                    .iter()
+                    .cloned()
+                    .for_each(|r| push(TableRow::User(r))),
+                // Frozen windows' ODS rows are not in the maintained state PostgreSQL is given.
+                "ods_power_consumption" => live
+                    .consumption
+                    .iter()
+                    .cloned()
+                    .for_each(|r| push(TableRow::Consumption(r))),
+                "dwd_power_consumption_detail" => live
+                    .details
                     .iter()
                     .chain(&frozen.details)
                     .cloned()
-                    .map(TableRow::Detail),
-            )
-            .chain(
-                live.region_stats
+                    .for_each(|r| push(TableRow::Detail(r))),
+                "dws_region_daily_stats" => live
+                    .region_stats
                     .iter()
                     .chain(&frozen.region_stats)
                     .cloned()
-                    .map(TableRow::RegionStats),
-            )
-            .chain(
-                live.rankings
+                    .for_each(|r| push(TableRow::RegionStats(r))),
+                "dws_user_ranking" => live
+                    .rankings
                     .iter()
                     .chain(&frozen.rankings)
                     .cloned()
-                    .map(TableRow::Ranking),
-            )
-            .chain(
-                live.dashboards
+                    .for_each(|r| push(TableRow::Ranking(r))),
+                _ => live
+                    .dashboards
                     .iter()
                     .chain(&frozen.dashboards)
                     .cloned()
-                    .map(TableRow::Dashboard),
-            )
-            .collect();
-        let mut by_table: std::collections::BTreeMap<&'static str, Vec<TextRow>> =
-            Default::default();
-        for row in &ours {
-            if let Some((table, text)) = text_row(row, false) {
-                by_table.entry(table.name).or_default().push(text);
+                    .for_each(|r| push(TableRow::Dashboard(r))),
             }
-        }
-        let mut differences = Vec::new();
-        let mut rows = 0;
-        for (name, mut postgres_rows) in theirs {
-            let mut gridflow_rows = by_table.remove(name).unwrap_or_default();
+            let started = Instant::now();
+            let mut postgres_rows = read_table(&mut self.client, &self.schema, table)?;
+            read += started.elapsed();
             rows += gridflow_rows.len() as u64;
-            gridflow_rows.sort();
-            postgres_rows.sort();
-            diff_sorted(name, &gridflow_rows, &postgres_rows, &mut differences);
+            gridflow_rows.sort_unstable();
+            postgres_rows.sort_unstable();
+            diff_sorted(table.name, &gridflow_rows, &postgres_rows, &mut differences);
         }
+        let recompute = recompute + read;
         differences.sort_by(|a, b| {
             (layer_order(a.table), &a.row, a.surplus).cmp(&(
                 layer_order(b.table),

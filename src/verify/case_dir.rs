@@ -169,3 +169,63 @@ fn line(out: &mut String, fields: &[Option<String>]) {
     }
     out.push('\n');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cases::{params, ticks};
+    use crate::csv_input::{CsvReplay, Interleave, ReplayConfig};
+    use crate::source::{last_upsert_wins, Source};
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+
+    /// A tick's rows as a replay hands them out: the last row of each key, padding gone,
+    /// sorted by key.
+    fn replayed(tick: Tick) -> Tick {
+        let mut users = last_upsert_wins(tick.users);
+        let mut consumption = last_upsert_wins(tick.consumption);
+        users.retain(|(key, _)| *key != PADDING_KEY);
+        consumption.retain(|(key, _)| *key != PADDING_KEY);
+        users.sort_by_key(|(key, _)| *key);
+        consumption.sort_by_key(|(key, _)| *key);
+        Tick {
+            time: tick.time,
+            users,
+            consumption,
+        }
+    }
+
+    #[test]
+    fn a_written_case_replays_as_the_same_rows_at_the_same_times() {
+        let dir = std::env::temp_dir().join(format!("gridflow-case-{}", std::process::id()));
+        let mut runner = TestRunner::deterministic();
+        for _ in 0..20 {
+            let cases = as_replayed(ticks().new_tree(&mut runner).unwrap().current());
+            let params = params().new_tree(&mut runner).unwrap().current();
+            let _ = std::fs::remove_dir_all(&dir);
+            let command = write_case(&dir, &cases, &params).unwrap();
+            let batch: usize = command
+                .split("--replay-batch ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap();
+            let config = ReplayConfig {
+                dir: dir.clone(),
+                batch_rows: batch,
+                interleave: Interleave::Alternate,
+                start: START,
+                tick: SECOND,
+            };
+            let mut replay = CsvReplay::load(config, 0, 1).unwrap();
+            assert_eq!(replay.take_errors(), vec![]);
+            let mut read = Vec::new();
+            while let Some(tick) = replay.next_tick() {
+                read.push(replayed(tick));
+            }
+            let expected: Vec<Tick> = cases.into_iter().map(replayed).collect();
+            assert_eq!(read, expected, "{command}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
