@@ -388,7 +388,7 @@ impl Checker {
             let bar = ProgressBar::new(times.unwrap_or(0));
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{elapsed_precise} [{bar:40}] {pos}/{len} logical times {msg}",
+                    "{elapsed_precise} [{bar:30}] {pos}/{len} logical times {msg}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
@@ -444,10 +444,7 @@ impl Checker {
                     }
                 }
                 previous = live;
-                bar.set_message(format!(
-                    "({} checked, {} rows compared)",
-                    summary.checked, summary.rows_compared
-                ));
+                bar.set_message(format!("({} checked equal)", summary.checked));
             }
             bar.inc(1);
             index += 1;
