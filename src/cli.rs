@@ -33,6 +33,67 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Run one of the source's business queries (section 7) on the sink's tables.
     Query(QueryArgs),
+    /// Run the warehouse with no sink and hold every table, at every logical time, equal to the
+    /// batch twin's recomputation (and, with --against, to PostgreSQL's): docs/verify.md.
+    Verify(Box<VerifyArgs>),
+}
+
+/// Options of `gridflow verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The input and dataflow to verify: the options of `gridflow run`.
+    #[command(flatten)]
+    pub job: JobArgs,
+
+    /// Compare every K-th logical time of the input (and always the last) instead of every
+    /// one; with --against, PostgreSQL compares at those times too (else only at the last).
+    #[arg(long, env = "GRIDFLOW_VERIFY_EVERY", value_name = "K",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub every: Option<u64>,
+
+    /// Also compare with PostgreSQL recomputing the layers from the ODS state with
+    /// docs/queries/layers.sql: `postgresql://…`. Default: DATABASE_URL if set.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    pub against: Option<String>,
+
+    /// The schema PostgreSQL computes in: created by verify (an existing schema verify did
+    /// not create is refused), dropped after a verification that passed.
+    #[arg(
+        long,
+        env = "GRIDFLOW_VERIFY_SCHEMA",
+        default_value = "gridflow_verify"
+    )]
+    pub against_schema: String,
+
+    /// Verify generated adversarial cases instead (the property tests' generator): --cases of
+    /// them, drawn from --seed, each with a random worker count and batch size.
+    #[arg(long, env = "GRIDFLOW_VERIFY_RANDOM")]
+    pub random: bool,
+
+    /// With --random: how many cases.
+    #[arg(long, env = "GRIDFLOW_VERIFY_CASES", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub cases: u32,
+
+    /// With --random: where the shrunk failing case is written, as a replay directory that
+    /// `gridflow verify --input DIR` reproduces (with the options its README gives).
+    #[arg(
+        long,
+        env = "GRIDFLOW_VERIFY_FAILURE_DIR",
+        value_name = "DIR",
+        default_value = "verify-failure"
+    )]
+    pub failure_dir: PathBuf,
+
+    /// Draw no progress bar.
+    #[arg(long, env = "GRIDFLOW_NO_PROGRESS")]
+    pub no_progress: bool,
+
+    /// Plant a known bug in this process before verifying, to see that verify catches it
+    /// (testing verify itself; docs/verify.md): `partial-count` (dataflow only: the twin
+    /// catches it) or `window-boundary` (in a helper the twin shares: only --against does).
+    #[arg(long, value_enum, value_name = "BUG")]
+    pub plant_bug: Option<crate::planted::Bug>,
 }
 
 /// Options of `gridflow query`.
@@ -124,9 +185,9 @@ impl QueryArgs {
 /// Options of `gridflow run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Replay CSV files from DIR/users/*.csv and DIR/consumption/*.csv instead of generating.
-    #[arg(long, env = "GRIDFLOW_INPUT", value_name = "DIR")]
-    pub input: Option<PathBuf>,
+    /// The job's input and dataflow.
+    #[command(flatten)]
+    pub job: JobArgs,
 
     /// Write the final state of every table as CSV into DIR (bounded input only).
     #[arg(long, env = "GRIDFLOW_EXPORT", value_name = "DIR")]
@@ -144,6 +205,66 @@ pub struct RunArgs {
     /// Write the ODS and DWD tables to the sink too.
     #[arg(long, env = "GRIDFLOW_SINK_ODS_DWD")]
     pub sink_ods_dwd: bool,
+
+    /// Seconds between status lines (0: none).
+    #[arg(long, env = "GRIDFLOW_STATUS_INTERVAL", default_value_t = 5)]
+    pub status_interval: u64,
+
+    /// The job's durable state: its input log, snapshots and identity. Running again with the
+    /// same state dir resumes the job where it stopped (or was killed). With several processes
+    /// each keeps DIR/process-P.
+    #[arg(long, env = "GRIDFLOW_STATE_DIR", value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+
+    /// Processing time between checkpoints: each worker makes its input log durable (fsync),
+    /// and the sinks commit what is durable. Also every 500,000 logged rows.
+    #[arg(long, env = "GRIDFLOW_CHECKPOINT_INTERVAL", default_value = "10s",
+          value_parser = parse_positive_duration)]
+    pub checkpoint_interval: Millis,
+
+    /// Bytes of committed input log each worker lets pile up before folding them into its
+    /// snapshot (and at least the snapshot's size): larger, fewer rewrites of the snapshot;
+    /// smaller, a shorter log to replay on restart.
+    #[arg(long, env = "GRIDFLOW_FOLD_MIN_BYTES", default_value_t = DEFAULT_FOLD_MIN_BYTES)]
+    pub fold_min_bytes: u64,
+
+    /// Where the web UI and its API listen (process 0): the job, its counters, Prometheus'
+    /// `/metrics`. Anything but loopback exposes them to the network.
+    #[arg(
+        long,
+        env = "GRIDFLOW_UI_ADDR",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub ui_addr: String,
+
+    /// Serve no web UI (and build none of its exits and loggers).
+    #[arg(long, env = "GRIDFLOW_NO_UI")]
+    pub no_ui: bool,
+
+    /// After a bounded job ends, keep the web UI serving its final state this long (Ctrl-C
+    /// ends the wait), so its pages can still be looked at.
+    #[arg(long, env = "GRIDFLOW_UI_LINGER", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub ui_linger: Option<Millis>,
+
+    /// Start the job over: clear the state dir and the sink's tables first.
+    #[arg(long, env = "GRIDFLOW_RESET")]
+    pub reset: bool,
+
+    /// Keep no state dir: nothing is logged, and the job cannot be resumed (benchmarks of the
+    /// dataflow alone, throwaway runs). Its sink still holds one job's rows: a second
+    /// ephemeral job needs `--reset` (or another sink).
+    #[arg(long, env = "GRIDFLOW_EPHEMERAL")]
+    pub ephemeral: bool,
+}
+
+/// The options that define a job's input and its dataflow: `gridflow run` and `gridflow verify`
+/// share them, flag for flag.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// Replay CSV files from DIR/users/*.csv and DIR/consumption/*.csv instead of generating.
+    #[arg(long, env = "GRIDFLOW_INPUT", value_name = "DIR")]
+    pub input: Option<PathBuf>,
 
     /// The clock pacing the input: `wall` (real time) or `simulated` (as fast as possible).
     /// A CSV replay always runs simulated.
@@ -254,57 +375,6 @@ pub struct RunArgs {
     /// unset, batches merge only as new batches arrive.
     #[arg(long, env = "GRIDFLOW_MERGE_EFFORT")]
     pub merge_effort: Option<isize>,
-
-    /// Seconds between status lines (0: none).
-    #[arg(long, env = "GRIDFLOW_STATUS_INTERVAL", default_value_t = 5)]
-    pub status_interval: u64,
-
-    /// The job's durable state: its input log, snapshots and identity. Running again with the
-    /// same state dir resumes the job where it stopped (or was killed). With several processes
-    /// each keeps DIR/process-P.
-    #[arg(long, env = "GRIDFLOW_STATE_DIR", value_name = "DIR", default_value = DEFAULT_STATE_DIR)]
-    pub state_dir: PathBuf,
-
-    /// Processing time between checkpoints: each worker makes its input log durable (fsync),
-    /// and the sinks commit what is durable. Also every 500,000 logged rows.
-    #[arg(long, env = "GRIDFLOW_CHECKPOINT_INTERVAL", default_value = "10s",
-          value_parser = parse_positive_duration)]
-    pub checkpoint_interval: Millis,
-
-    /// Bytes of committed input log each worker lets pile up before folding them into its
-    /// snapshot (and at least the snapshot's size): larger, fewer rewrites of the snapshot;
-    /// smaller, a shorter log to replay on restart.
-    #[arg(long, env = "GRIDFLOW_FOLD_MIN_BYTES", default_value_t = DEFAULT_FOLD_MIN_BYTES)]
-    pub fold_min_bytes: u64,
-
-    /// Where the web UI and its API listen (process 0): the job, its counters, Prometheus'
-    /// `/metrics`. Anything but loopback exposes them to the network.
-    #[arg(
-        long,
-        env = "GRIDFLOW_UI_ADDR",
-        value_name = "ADDR",
-        default_value = "127.0.0.1:8081"
-    )]
-    pub ui_addr: String,
-
-    /// Serve no web UI (and build none of its exits and loggers).
-    #[arg(long, env = "GRIDFLOW_NO_UI")]
-    pub no_ui: bool,
-
-    /// After a bounded job ends, keep the web UI serving its final state this long (Ctrl-C
-    /// ends the wait), so its pages can still be looked at.
-    #[arg(long, env = "GRIDFLOW_UI_LINGER", value_name = "DURATION", value_parser = parse_positive_duration)]
-    pub ui_linger: Option<Millis>,
-
-    /// Start the job over: clear the state dir and the sink's tables first.
-    #[arg(long, env = "GRIDFLOW_RESET")]
-    pub reset: bool,
-
-    /// Keep no state dir: nothing is logged, and the job cannot be resumed (benchmarks of the
-    /// dataflow alone, throwaway runs). Its sink still holds one job's rows: a second
-    /// ephemeral job needs `--reset` (or another sink).
-    #[arg(long, env = "GRIDFLOW_EPHEMERAL")]
-    pub ephemeral: bool,
 }
 
 /// A duration of at least a millisecond.
@@ -331,7 +401,9 @@ impl RunArgs {
     pub fn sink_target(&self) -> Result<SinkTarget, String> {
         SinkTarget::resolve(self.sink.as_deref())
     }
+}
 
+impl JobArgs {
     /// Whether this run is one process of several. Every process must build the same dataflow,
     /// and whether a process exports or writes a sink is its own option: so a multi-process
     /// run always builds every table and routes the changes to worker 0 (in process 0), which
@@ -422,7 +494,9 @@ impl RunArgs {
             monitor: None,
         })
     }
+}
 
+impl RunArgs {
     /// The options that define the job, by their command-line names: a restart must give the
     /// same ones (`--start` as the job recorded it, when not given). `input_fingerprint`
     /// describes a replay's files, so a changed input is a different job.
@@ -432,7 +506,7 @@ impl RunArgs {
             options.insert(name.to_string(), value);
         };
         let millis = |value: Millis| format!("{value}ms");
-        match self.source() {
+        match self.job.source() {
             SourceSpec::Replay(replay) => {
                 let files = input_fingerprint.unwrap_or_default();
                 put("--input", format!("{} ({files})", replay.dir.display()));
@@ -458,20 +532,25 @@ impl RunArgs {
                 put("--tick", millis(generator.tick));
                 put(
                     "--clock",
-                    format!("{:?}", self.effective_clock()).to_lowercase(),
+                    format!("{:?}", self.job.effective_clock()).to_lowercase(),
                 );
             }
             SourceSpec::Scripted(_) => {}
         }
-        put("--window", millis(self.window));
-        put("--retention", self.retention.map_or(String::new(), millis));
-        put("--workers", self.workers.to_string());
-        put("--processes", self.processes.to_string());
+        put("--window", millis(self.job.window));
+        put(
+            "--retention",
+            self.job.retention.map_or(String::new(), millis),
+        );
+        put("--workers", self.job.workers.to_string());
+        put("--processes", self.job.processes.to_string());
         put("--sink-ods-dwd", self.sink_ods_dwd.to_string());
         put("--export", self.export.is_some().to_string());
         options
     }
+}
 
+impl JobArgs {
     /// Threads, processes and serialization as timely's configuration.
     pub fn timely_config(&self) -> Result<timely::Config, String> {
         use timely::CommunicationConfig;

@@ -7,9 +7,11 @@
 #[path = "../dataflows/mod.rs"]
 pub mod dataflows;
 
+pub mod cases;
 pub mod cli;
 pub mod csv_input;
 pub mod csv_scan;
+pub mod dense_replay;
 pub mod durable;
 pub mod earliest;
 pub mod export;
@@ -18,6 +20,8 @@ pub mod generator;
 pub mod late;
 pub mod latency;
 pub mod metrics;
+pub mod oracle;
+pub mod planted;
 pub mod query;
 pub mod reduce;
 pub mod reference;
@@ -31,3 +35,4 @@ pub mod testing;
 pub mod ui;
 pub mod upsert;
 pub mod values;
+pub mod verify;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
 
-use gridflow::cli::{Cli, Command, QueryArgs, RunArgs};
+use gridflow::cli::{Cli, Command, QueryArgs, RunArgs, VerifyArgs};
 use gridflow::csv_input::fingerprint;
 use gridflow::dataflows::sink::{ChangeSink, Materialized, TableRow};
 use gridflow::durable::export_log::DurableExport;
@@ -31,6 +31,8 @@ use gridflow::ui::gather::JobCounters;
 use gridflow::ui::live::LiveDashboard;
 use gridflow::ui::{JobView, Status as UiStatus, Ui, UiState};
 use gridflow::values::parse_millis;
+use gridflow::verify::random::{verify_random, RandomVerdict};
+use gridflow::verify::{verify, Against, Options as VerifyOptions, Verdict, VerifyError};
 
 /// mimalloc: the arrangements allocate and free many small batches and strings; glibc's
 /// allocator spent a fifth of the run consolidating free lists (measured in docs/benchmarks.md).
@@ -42,6 +44,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod exit {
     /// Any other failure.
     pub const FAILED: u8 = 1;
+    /// `gridflow verify`: the tables differ from an oracle's (the report is on stdout). Not a
+    /// failure of the command, so no `error:` line.
+    pub const DIFFERENCE: u8 = 1;
     /// The sink is held by another running job.
     pub const SINK_HELD: u8 = 3;
     /// The sink failed after its retries, or was taken over: the job stopped.
@@ -50,16 +55,20 @@ mod exit {
     pub const STATE_FAILED: u8 = 5;
     /// The state dir or the sink belongs to another job (other options, other rows).
     pub const OTHER_JOB: u8 = 6;
+    /// `gridflow verify` could not verify: the input cannot be read, the run or PostgreSQL
+    /// failed (as opposed to a difference, which is 1).
+    pub const CANNOT_VERIFY: u8 = 7;
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Run(args) => run_warehouse(*args),
-        Command::Query(args) => run_business_query(args),
+        Command::Run(args) => run_warehouse(*args).map(|()| ExitCode::SUCCESS),
+        Command::Query(args) => run_business_query(args).map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => run_verify(*args),
     };
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             // One line: the whole chain of causes, a server's multi-line message folded.
             let message = format!("{error:#}");
@@ -74,6 +83,9 @@ fn main() -> ExitCode {
 
 /// The documented exit code of a failure.
 fn exit_code(error: &anyhow::Error) -> u8 {
+    if error.chain().any(|cause| cause.is::<VerifyError>()) {
+        return exit::CANNOT_VERIFY;
+    }
     for cause in error.chain() {
         let state_error =
             cause
@@ -130,8 +142,98 @@ fn run_business_query(args: QueryArgs) -> anyhow::Result<()> {
     }
 }
 
+fn run_verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    if let Some(bug) = args.plant_bug {
+        gridflow::planted::plant(bug);
+        eprintln!("planted bug {bug:?} (--plant-bug): verify must catch it");
+    }
+    let progress = !args.no_progress;
+    let against = args
+        .against
+        .clone()
+        .filter(|url| !url.is_empty())
+        .map(|url| Against {
+            url,
+            schema: args.against_schema.clone(),
+        });
+    if args.random {
+        let verdict = verify_random(
+            args.cases,
+            args.job.seed,
+            &args.failure_dir,
+            against,
+            progress,
+        )?;
+        return Ok(match verdict {
+            RandomVerdict::Passed {
+                cases,
+                times_checked,
+                elapsed,
+            } => {
+                report(&format!(
+                    "verified: {cases} random cases (seed {}), {times_checked} logical times \
+                     checked, in {:.3} s\n",
+                    args.job.seed,
+                    elapsed.as_secs_f64()
+                ));
+                ExitCode::SUCCESS
+            }
+            RandomVerdict::Failed {
+                difference,
+                params,
+                ticks,
+                dir,
+                command,
+                elapsed,
+            } => {
+                report(&format!(
+                    "{difference}a random case (seed {}) failed; shrunk to {ticks} logical times \
+                     under {params:?} in {:.3} s, written to {}. Reproduce with:\n{command}\n",
+                    args.job.seed,
+                    elapsed.as_secs_f64(),
+                    dir.display()
+                ));
+                ExitCode::from(exit::DIFFERENCE)
+            }
+        });
+    }
+    let config = args.job.run_config(true).map_err(anyhow::Error::msg)?;
+    let options = VerifyOptions {
+        every: args.every.unwrap_or(1),
+        against,
+        postgres_every: args.every,
+        progress,
+    };
+    Ok(match verify(config, args.job.source(), &options)? {
+        Verdict::Equal(summary) => {
+            report(&format!("{}\n", summary.line()));
+            ExitCode::SUCCESS
+        }
+        Verdict::Differs(difference, summary) => {
+            report(&format!(
+                "{difference}({} logical times compared equal before it)\n",
+                summary.checked.saturating_sub(1),
+            ));
+            ExitCode::from(exit::DIFFERENCE)
+        }
+        Verdict::NotProcessZero => {
+            eprintln!(
+                "process {} ran its workers; process 0 compares the tables",
+                args.job.process
+            );
+            ExitCode::SUCCESS
+        }
+    })
+}
+
+/// Prints verify's report on stdout; a reader that stopped early (`| head`) is no error.
+fn report(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
-    if args.export.is_some() && !args.bounded() {
+    if args.export.is_some() && !args.job.bounded() {
         bail!("--export needs bounded input: give --consumptions N or --input DIR");
     }
     // The state dir: locked for this run; it says which job this is, if it ran before.
@@ -140,8 +242,8 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
     } else {
         Some(StateDir::open(
             &args.state_dir,
-            args.process as usize,
-            args.processes as usize,
+            args.job.process as usize,
+            args.job.processes as usize,
         )?)
     };
     // A job reset takes over what the job it replaces held (its processes are gone: this one
@@ -156,16 +258,17 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
     };
     let recorded = state.as_ref().map(StateDir::job).transpose()?.flatten();
     // The job's clock: as recorded, or as given, or (a new job on the wall clock) now.
-    if args.start.is_none() {
+    if args.job.start.is_none() {
         let recorded_start = recorded
             .as_ref()
             .and_then(|job| job.options.get("--start"))
             .map(|start| parse_millis(start))
             .transpose()
             .map_err(anyhow::Error::msg)?;
-        args.start = Some(recorded_start.unwrap_or_else(|| args.default_start()));
+        args.job.start = Some(recorded_start.unwrap_or_else(|| args.job.default_start()));
     }
     let fingerprint = args
+        .job
         .input
         .as_deref()
         .map(fingerprint)
@@ -201,7 +304,8 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
     };
 
     let mut config = args
-        .run_config(args.export.is_some() || args.sink_ods_dwd || args.multi_process())
+        .job
+        .run_config(args.export.is_some() || args.sink_ods_dwd || args.job.multi_process())
         .map_err(anyhow::Error::msg)?;
     // Ctrl-C (and SIGTERM, SIGHUP) stops the sources; the run then drains and prints its totals.
     let stop = config.stop.clone();
@@ -212,7 +316,7 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
 
     let target = args.sink_target().map_err(anyhow::Error::msg)?;
     // Only process 0 runs worker 0, where changes leave: only it opens the sink.
-    let target = if args.process == 0 {
+    let target = if args.job.process == 0 {
         target
     } else {
         SinkTarget::None
@@ -284,7 +388,7 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
     // The UI's exits are built unless `--no-ui`, and always in a multi-process job: every
     // process must build the same dataflow whatever its own options say (process 1 has no
     // UI of its own). Only the UI's process keeps what they gather.
-    config.monitor = (!args.no_ui || args.multi_process()).then(|| {
+    config.monitor = (!args.no_ui || args.job.multi_process()).then(|| {
         ui.as_ref()
             .map(|(state, _)| state.monitor.clone())
             .unwrap_or_default()
@@ -294,7 +398,7 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
     let slot = Mutex::new(Some(Tee(export, database)));
     let wants_changes = args.export.is_some()
         || args.sink_target().is_ok_and(|t| t != SinkTarget::None)
-        || args.multi_process();
+        || args.job.multi_process();
     let make_sink = wants_changes.then_some(move || {
         slot.lock()
             .expect("the sink slot")
@@ -302,7 +406,7 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
             .expect("one sink per run")
     });
     let stopped = config.stop.clone();
-    let outcome = run(config, args.source(), make_sink, metrics.clone());
+    let outcome = run(config, args.job.source(), make_sink, metrics.clone());
     finished.store(true, Ordering::Relaxed);
     if let Some(status) = status {
         let _ = status.join();
@@ -401,16 +505,16 @@ fn serve_ui(
     metrics: &Arc<Metrics>,
     gathered: JobCounters,
 ) -> Option<(Arc<UiState>, Ui)> {
-    if args.no_ui || args.process != 0 {
+    if args.no_ui || args.job.process != 0 {
         return None;
     }
     let view = JobView {
         id: job.id.clone(),
         created: job.created.clone(),
         options: job.options.clone(),
-        workers: args.workers,
-        processes: args.processes,
-        process: args.process,
+        workers: args.job.workers,
+        processes: args.job.processes,
+        process: args.job.process,
         state_dir: (!args.ephemeral).then(|| args.state_dir.display().to_string()),
         checkpoint_interval_ms: args.checkpoint_interval as u64,
         sink: args
@@ -418,7 +522,7 @@ fn serve_ui(
             .map_or_else(|error| error, |target| target.redacted()),
     };
     let monitor = Monitor {
-        live: Some(Arc::new(Mutex::new(LiveDashboard::new(args.window)))),
+        live: Some(Arc::new(Mutex::new(LiveDashboard::new(args.job.window)))),
         corrections: Some(SharedCorrections::default()),
         dataflow: Some(SharedDataflow::default()),
     };

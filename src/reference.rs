@@ -62,10 +62,12 @@ pub struct RetainedJob {
     horizon: Option<Millis>,
     users: BTreeMap<UserId, User>,
     live: BTreeMap<ConsumptionId, Consumption>,
-    /// The rows of frozen windows, as they were at the last tick before each froze.
+    /// The ids of the live rows of each window, by window start: the windows that freeze next
+    /// come first.
+    by_window: BTreeMap<Millis, BTreeSet<ConsumptionId>>,
+    /// The rows of frozen windows, as they were at the last tick before each froze, in the
+    /// order the windows froze (unsorted: [`RetainedJob::tables`] sorts).
     frozen: Warehouse,
-    /// The tables computed from the live state at the previous tick.
-    previous: Warehouse,
     /// Arriving consumption rows whose window was already frozen.
     pub expired: u64,
 }
@@ -78,8 +80,8 @@ impl RetainedJob {
             horizon,
             users: BTreeMap::new(),
             live: BTreeMap::new(),
+            by_window: BTreeMap::new(),
             frozen: Warehouse::default(),
-            previous: Warehouse::default(),
             expired: 0,
         }
     }
@@ -97,32 +99,43 @@ impl RetainedJob {
         users: &[(UserId, Option<User>)],
         consumption: &[(ConsumptionId, Option<Consumption>)],
     ) -> Warehouse {
-        // Windows frozen since the previous tick keep that tick's rows.
-        let previous = std::mem::take(&mut self.previous);
+        self.advance(time, users, consumption);
+        self.tables()
+    }
+
+    /// Applies the upserts of one tick at logical `time`, as [`RetainedJob::tick`] does, without
+    /// computing the tables: its cost is that of the tick's rows and of the windows that freeze
+    /// at it, so a caller can look at only some ticks' tables.
+    pub fn advance(
+        &mut self,
+        time: u64,
+        users: &[(UserId, Option<User>)],
+        consumption: &[(ConsumptionId, Option<Consumption>)],
+    ) {
+        // Windows frozen since the previous tick keep that tick's rows: every table partitions
+        // by window, so those are the tables of the previous tick's state restricted to the
+        // freezing windows' rows.
+        let mut freezing = BTreeMap::new();
         let (window, horizon) = (self.window, self.horizon);
-        let is_frozen = |date: Millis| frozen_at(window, horizon, date, time);
-        let frozen = &mut self.frozen;
-        move_frozen(previous.consumption, &mut frozen.consumption, |c| {
-            is_frozen(c.consumption_date)
-        });
-        move_frozen(previous.details, &mut frozen.details, |d| {
-            is_frozen(d.fact.date)
-        });
-        move_frozen(previous.region_stats, &mut frozen.region_stats, |r| {
-            is_frozen(r.stat_date)
-        });
-        move_frozen(previous.rankings, &mut frozen.rankings, |r| {
-            is_frozen(r.stat_date)
-        });
-        move_frozen(previous.dashboards, &mut frozen.dashboards, |d| {
-            is_frozen(d.stat_date)
-        });
-        // ... and their consumption rows leave the state.
-        let live = std::mem::take(&mut self.live);
-        self.live = live
-            .into_iter()
-            .filter(|(_, c)| !self.frozen_at(c.consumption_date, time))
-            .collect();
+        while let Some(entry) = self.by_window.first_entry() {
+            if !frozen_at(window, horizon, *entry.key(), time) {
+                break;
+            }
+            for id in entry.remove() {
+                if let Some(row) = self.live.remove(&id) {
+                    freezing.insert(id, row);
+                }
+            }
+        }
+        if !freezing.is_empty() {
+            let last = recompute(&self.users, &freezing, self.window);
+            let frozen = &mut self.frozen;
+            frozen.consumption.extend(last.consumption);
+            frozen.details.extend(last.details);
+            frozen.region_stats.extend(last.region_stats);
+            frozen.rankings.extend(last.rankings);
+            frozen.dashboards.extend(last.dashboards);
+        }
 
         // The tick's upserts, the last of each key winning.
         let last_users: BTreeMap<UserId, &Option<User>> =
@@ -139,33 +152,79 @@ impl RetainedJob {
             match row {
                 Some(c) if self.frozen_at(c.consumption_date, time) => self.expired += 1,
                 Some(c) => {
+                    self.remove_live(id);
+                    let start = window_start(c.consumption_date, self.window);
+                    self.by_window.entry(start).or_default().insert(id);
                     self.live.insert(id, c.clone());
                 }
-                None => {
-                    self.live.remove(&id);
+                None => self.remove_live(id),
+            }
+        }
+    }
+
+    /// Removes a live consumption row, if there is one.
+    fn remove_live(&mut self, id: ConsumptionId) {
+        if let Some(old) = self.live.remove(&id) {
+            let start = window_start(old.consumption_date, self.window);
+            if let Some(ids) = self.by_window.get_mut(&start) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.by_window.remove(&start);
                 }
             }
         }
+    }
 
-        self.previous = recompute(&self.users, &self.live, self.window);
-        let mut tables = self.previous.clone();
+    /// Every table after the last tick, each sorted as [`recompute`] sorts them: the tables of
+    /// the live state and the rows frozen windows kept.
+    pub fn tables(&self) -> Warehouse {
+        let mut tables = self.live_tables();
+        let frozen = &self.frozen;
         tables
             .consumption
-            .extend(self.frozen.consumption.iter().cloned());
-        tables.details.extend(self.frozen.details.iter().cloned());
+            .extend(frozen.consumption.iter().cloned());
+        tables.details.extend(frozen.details.iter().cloned());
         tables
             .region_stats
-            .extend(self.frozen.region_stats.iter().cloned());
-        tables.rankings.extend(self.frozen.rankings.iter().cloned());
-        tables
-            .dashboards
-            .extend(self.frozen.dashboards.iter().cloned());
+            .extend(frozen.region_stats.iter().cloned());
+        tables.rankings.extend(frozen.rankings.iter().cloned());
+        tables.dashboards.extend(frozen.dashboards.iter().cloned());
         tables.consumption.sort();
         tables.details.sort();
         tables.region_stats.sort();
         tables.rankings.sort();
         tables.dashboards.sort();
         tables
+    }
+
+    /// The tables of the live state alone (users, and the live windows' rows), recomputed.
+    pub fn live_tables(&self) -> Warehouse {
+        recompute(&self.users, &self.live, self.window)
+    }
+
+    /// The rows frozen windows kept, in the order the windows froze; only ever appended to.
+    pub fn frozen(&self) -> &Warehouse {
+        &self.frozen
+    }
+
+    /// The maintained ODS state: the current users.
+    pub fn users(&self) -> &BTreeMap<UserId, User> {
+        &self.users
+    }
+
+    /// The maintained ODS state: the consumption rows of live windows.
+    pub fn live_consumption(&self) -> &BTreeMap<ConsumptionId, Consumption> {
+        &self.live
+    }
+
+    /// Whether the window holding `date` is frozen at logical `time` under this job's retention.
+    pub fn is_frozen(&self, date: Millis, time: u64) -> bool {
+        self.frozen_at(date, time)
+    }
+
+    /// The size of the windows, in milliseconds.
+    pub fn window(&self) -> Millis {
+        self.window
     }
 }
 
@@ -178,11 +237,6 @@ fn frozen_at(window: Millis, horizon: Option<Millis>, date: Millis, time: u64) -
             (time as i128) >= freeze as i128
         }
     }
-}
-
-/// Appends the rows of `rows` that `frozen` holds frozen to `into`.
-fn move_frozen<T>(rows: Vec<T>, into: &mut Vec<T>, frozen: impl Fn(&T) -> bool) {
-    into.extend(rows.into_iter().filter(|row| frozen(row)));
 }
 
 /// DWD: every consumption row LEFT JOINed with its current user row, COALESCE defaults applied.

@@ -194,6 +194,10 @@ pub struct Dashboard {
 /// The start of the tumbling window of `size` milliseconds that contains `date`, with windows
 /// aligned to 1970-01-01T00:00:00 UTC (SPEC §3). Correct for dates before 1970 too.
 pub fn window_start(date: Millis, size: Millis) -> Millis {
+    if crate::planted::planted(crate::planted::Bug::WindowBoundary) {
+        let date = date - 1;
+        return date - date.rem_euclid(size);
+    }
     date - date.rem_euclid(size)
 }
 

@@ -15,3 +15,4 @@ mod replay_errors;
 mod server_restart;
 mod sinks;
 mod ui;
+mod verify;
