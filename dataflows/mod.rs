@@ -32,16 +32,17 @@ pub struct Layers<'scope> {
 }
 
 /// Builds the warehouse from the sources' upsert streams, with the windows and retention of
-/// `retention`; consumption rows expired on arrival are counted by `on_expired`. The whole ODS
+/// `retention`; `on_counts` is told of consumption rows expired on arrival and of the number of
+/// consumption rows the maintained state holds. The whole ODS
 /// consumption rows and the DWD detail rows are built only `with_details`.
 pub fn warehouse<'scope>(
     users: ods::UpsertStream<'scope, crate::rows::UserId, crate::rows::User>,
     consumption: ods::UpsertStream<'scope, crate::rows::ConsumptionId, crate::rows::Consumption>,
     retention: crate::retention::Retention,
-    on_expired: impl Fn(u64) + 'static,
+    on_counts: impl Fn(crate::upsert::StateCounts) + 'static,
     with_details: bool,
 ) -> Layers<'scope> {
-    let ods = ods::ods(users, consumption, retention, on_expired, with_details);
+    let ods = ods::ods(users, consumption, retention, on_counts, with_details);
     let dwd = dwd::dwd(&ods, with_details);
     let dws = dws::dws(&ods, &dwd, retention.window);
     let ads = ads::ads(&dws);

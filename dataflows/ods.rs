@@ -23,7 +23,7 @@ use super::{Indexed, Table};
 use crate::retention::Retention;
 use crate::rows::{Consumption, ConsumptionId, Fact, User, UserId};
 use crate::source::Time;
-use crate::upsert::upsert_with_expiry;
+use crate::upsert::{upsert_with_expiry, StateCounts};
 
 /// A stream of upserts as the sources send them: key, new row or `None`, logical time.
 pub type UpsertStream<'scope, K, R> = StreamVec<'scope, Time, (K, Option<R>, Time)>;
@@ -40,13 +40,13 @@ pub struct Ods<'scope> {
     pub facts: Table<'scope, Fact>,
 }
 
-/// Builds the ODS tables from the sources' upsert streams; consumption rows expired on arrival
-/// are counted by `on_expired`. The whole consumption rows are kept only `with_rows`.
+/// Builds the ODS tables from the sources' upsert streams; `on_counts` is told how many
+/// consumption rows were expired on arrival and how many the maintained state holds. The whole consumption rows are kept only `with_rows`.
 pub fn ods<'scope>(
     users: UpsertStream<'scope, UserId, User>,
     consumption: UpsertStream<'scope, ConsumptionId, Consumption>,
     retention: Retention,
-    on_expired: impl Fn(u64) + 'static,
+    on_counts: impl Fn(StateCounts) + 'static,
     with_rows: bool,
 ) -> Ods<'scope> {
     let users = arrange_from_upsert::<ValBuilder<_, _, _, _>, ValSpine<_, _, _, _>, _, _>(
@@ -58,7 +58,7 @@ pub fn ods<'scope>(
             consumption,
             "ods.power_consumption",
             move |row: &Consumption| retention.freezes_at_date(row.consumption_date),
-            on_expired,
+            on_counts,
         );
         Ods {
             users,
@@ -73,7 +73,7 @@ pub fn ods<'scope>(
                 facts,
                 "ods.power_consumption",
                 move |fact: &Fact| retention.freezes_at_date(fact.date),
-                on_expired,
+                on_counts,
             ),
             consumption: None,
         }

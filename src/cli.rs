@@ -36,6 +36,8 @@ pub enum Command {
     /// Run the warehouse with no sink and hold every table, at every logical time, equal to the
     /// batch twin's recomputation (and, with --against, to PostgreSQL's): docs/verify.md.
     Verify(Box<VerifyArgs>),
+    /// Run the research benchmarks and regenerate docs/benchmarks.md (tables, CSVs, plots).
+    Bench(BenchArgs),
 }
 
 /// Options of `gridflow verify`.
@@ -94,6 +96,40 @@ pub struct VerifyArgs {
     /// catches it) or `window-boundary` (in a helper the twin shares: only --against does).
     #[arg(long, value_enum, value_name = "BUG")]
     pub plant_bug: Option<crate::planted::Bug>,
+}
+
+/// Options of `gridflow bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The scenarios to run, in this order (default: all of them).
+    #[arg(value_enum)]
+    pub scenarios: Vec<crate::bench::Scenario>,
+
+    /// Tiny sizes and one run of each: a check that every scenario works (the test suite runs
+    /// it), not a measurement.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Runs of each configuration (default: 3; 1 with --quick).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub runs: Option<u64>,
+
+    /// Where each scenario's CSV goes (and the runs' reports and logs, under runs/).
+    #[arg(long, value_name = "DIR", default_value = "bench-results")]
+    pub out: PathBuf,
+
+    /// The document to regenerate; the plots go into a benchmarks/ folder beside it.
+    #[arg(long, value_name = "FILE", default_value = "docs/benchmarks.md")]
+    pub doc: PathBuf,
+
+    /// PostgreSQL for the correction scenario's recomputation by SQL, `postgresql://…`
+    /// (default: DATABASE_URL; without either it is left out).
+    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    pub against: Option<String>,
+
+    /// The gridflow binary the scenarios start (default: this one).
+    #[arg(long, value_name = "FILE")]
+    pub binary: Option<PathBuf>,
 }
 
 /// Options of `gridflow query`.
@@ -246,6 +282,17 @@ pub struct RunArgs {
     /// ends the wait), so its pages can still be looked at.
     #[arg(long, env = "GRIDFLOW_UI_LINGER", value_name = "DURATION", value_parser = parse_positive_duration)]
     pub ui_linger: Option<Millis>,
+
+    /// When the run ends, write a JSON report to FILE: elapsed time, peak memory, every counter,
+    /// the whole run's latency distribution, and samples of resident memory and row counts taken
+    /// every `--report-interval` while it ran (`gridflow bench` reads it; docs/benchmarks.md).
+    #[arg(long, env = "GRIDFLOW_REPORT", value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// How often the report samples memory and row counts.
+    #[arg(long, env = "GRIDFLOW_REPORT_INTERVAL", default_value = "1s",
+          value_parser = parse_positive_duration)]
+    pub report_interval: Millis,
 
     /// Start the job over: clear the state dir and the sink's tables first.
     #[arg(long, env = "GRIDFLOW_RESET")]

@@ -1,12 +1,13 @@
 //! End-to-end latency over the last minute as a histogram: one HDR histogram per second of the
 //! last sixty, merged when read, so percentiles cover a sliding minute and old samples age out
-//! without a scan.
+//! without a scan. Beside them one histogram of the whole run, for a run's closing report and
+//! its complementary CDF.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Seconds the window covers.
 const WINDOW_SECONDS: usize = 60;
@@ -25,6 +26,23 @@ pub struct Percentiles {
     pub max_ms: f64,
 }
 
+/// The latencies of a whole run, in milliseconds: percentiles, and the complementary CDF as
+/// `(latency, fraction of latencies above it)` at every distinct recorded value (thinned to at
+/// most [`CCDF_POINTS`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunLatency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub ccdf: Vec<(f64, f64)>,
+}
+
+/// The most points a [`RunLatency::ccdf`] keeps.
+pub const CCDF_POINTS: usize = 400;
+
 /// A sliding minute of latencies.
 pub struct LatencyWindow {
     inner: Mutex<Ring>,
@@ -34,6 +52,8 @@ struct Ring {
     started: Instant,
     /// The histogram of each second, by second since `started` modulo the window.
     seconds: Vec<(u64, Histogram<u64>)>,
+    /// Every latency of the run.
+    whole_run: Histogram<u64>,
 }
 
 impl std::fmt::Debug for LatencyWindow {
@@ -54,7 +74,8 @@ impl LatencyWindow {
         LatencyWindow {
             inner: Mutex::new(Ring {
                 started,
-                seconds: vec![(u64::MAX, empty); WINDOW_SECONDS],
+                seconds: vec![(u64::MAX, empty.clone()); WINDOW_SECONDS],
+                whole_run: empty,
             }),
         }
     }
@@ -70,6 +91,7 @@ impl LatencyWindow {
             *slot_second = second;
         }
         histogram.saturating_record(micros);
+        ring.whole_run.saturating_record(micros);
     }
 
     /// Records one latency observed now.
@@ -108,6 +130,42 @@ impl LatencyWindow {
     pub fn percentiles(&self) -> Percentiles {
         self.percentiles_at(Instant::now())
     }
+
+    /// The latencies of the whole run so far.
+    pub fn whole_run(&self) -> RunLatency {
+        let ring = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let histogram = &ring.whole_run;
+        if histogram.is_empty() {
+            return RunLatency::default();
+        }
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        let total = histogram.len() as f64;
+        let mut at_or_below = 0u64;
+        let mut ccdf = Vec::new();
+        for value in histogram.iter_recorded() {
+            at_or_below += value.count_at_value();
+            let above = (histogram.len() - at_or_below) as f64 / total;
+            ccdf.push((
+                ms(histogram.highest_equivalent(value.value_iterated_to())),
+                above,
+            ));
+        }
+        if ccdf.len() > CCDF_POINTS {
+            // Keep the tail whole (where a CCDF is read) and thin the body evenly.
+            let step = ccdf.len().div_ceil(CCDF_POINTS / 2);
+            let tail = ccdf.split_off(ccdf.len() - CCDF_POINTS / 2);
+            ccdf = ccdf.into_iter().step_by(step).chain(tail).collect();
+        }
+        RunLatency {
+            count: histogram.len(),
+            p50_ms: ms(histogram.value_at_quantile(0.50)),
+            p95_ms: ms(histogram.value_at_quantile(0.95)),
+            p99_ms: ms(histogram.value_at_quantile(0.99)),
+            p999_ms: ms(histogram.value_at_quantile(0.999)),
+            max_ms: ms(histogram.max()),
+            ccdf,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -134,5 +192,32 @@ mod tests {
         assert_eq!(p.count, 1, "{p:?}");
         assert!((p.max_ms - 7.0).abs() < 0.1, "{p:?}");
         assert_eq!(window.percentiles_at(at(200)), Percentiles::default());
+    }
+
+    #[test]
+    fn the_whole_run_keeps_every_latency_and_its_ccdf_falls_to_zero() {
+        let start = Instant::now();
+        let window = LatencyWindow::new(start);
+        for ms in 1..=1000 {
+            window.record_at(Duration::from_millis(ms), start + Duration::from_secs(ms));
+        }
+        let run = window.whole_run();
+        assert_eq!(run.count, 1000);
+        assert!((run.p99_ms - 990.0).abs() < 1.0, "{run:?}");
+        assert!((run.max_ms - 1000.0).abs() < 1.0, "{run:?}");
+        assert!(run.ccdf.len() <= CCDF_POINTS, "{}", run.ccdf.len());
+        // Decreasing from just below 1 to 0, at increasing latencies.
+        assert!(
+            run.ccdf[0].1 > 0.99 && run.ccdf[0].1 < 1.0,
+            "{:?}",
+            run.ccdf[0]
+        );
+        assert_eq!(run.ccdf.last().map(|p| p.1), Some(0.0));
+        for pair in run.ccdf.windows(2) {
+            assert!(pair[0].0 < pair[1].0 && pair[0].1 >= pair[1].1, "{pair:?}");
+        }
+        // Above 900 ms lie 100 of 1000 (within the histogram's precision).
+        let at_900 = run.ccdf.iter().find(|p| p.0 >= 900.0).expect("a point");
+        assert!((at_900.1 - 0.1).abs() < 0.002, "{at_900:?}");
     }
 }

@@ -7,6 +7,7 @@
 #[path = "../dataflows/mod.rs"]
 pub mod dataflows;
 
+pub mod bench;
 pub mod cases;
 pub mod cli;
 pub mod csv_input;
@@ -25,6 +26,7 @@ pub mod planted;
 pub mod query;
 pub mod reduce;
 pub mod reference;
+pub mod report;
 pub mod retention;
 pub mod rows;
 pub mod runtime;

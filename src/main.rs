@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
 
-use gridflow::cli::{Cli, Command, QueryArgs, RunArgs, VerifyArgs};
+use gridflow::bench::machine::Machine;
+use gridflow::bench::{Bench, Scenario};
+use gridflow::cli::{BenchArgs, Cli, Command, QueryArgs, RunArgs, VerifyArgs};
 use gridflow::csv_input::fingerprint;
 use gridflow::dataflows::sink::{ChangeSink, Materialized, TableRow};
 use gridflow::durable::export_log::DurableExport;
@@ -17,6 +19,7 @@ use gridflow::durable::{JobRecord, StateDir, StateError};
 use gridflow::export::{write_errors, write_warehouse};
 use gridflow::metrics::{peak_memory_bytes, Metrics, MetricsSnapshot};
 use gridflow::query::{render, run_query};
+use gridflow::report::{RunReport, Sampler};
 use gridflow::rows::Millis;
 use gridflow::runtime::Monitor;
 use gridflow::runtime::{run, Durability, RunError};
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run_warehouse(*args).map(|()| ExitCode::SUCCESS),
         Command::Query(args) => run_business_query(args).map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => run_verify(*args),
+        Command::Bench(args) => run_bench(args).map(|()| ExitCode::SUCCESS),
     };
     match outcome {
         Ok(code) => code,
@@ -232,6 +236,27 @@ fn report(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
+fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
+    let binary = match args.binary {
+        Some(binary) => binary,
+        None => std::env::current_exe().context("cannot find this binary's path")?,
+    };
+    let bench = Bench {
+        binary,
+        quick: args.quick,
+        runs: args.runs.unwrap_or(if args.quick { 1 } else { 3 }) as usize,
+        out: args.out,
+        database_url: args.against,
+        machine: Machine::this(),
+    };
+    let scenarios = if args.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        args.scenarios
+    };
+    gridflow::bench::run(&bench, &scenarios, &args.doc)
+}
+
 fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
     if args.export.is_some() && !args.job.bounded() {
         bail!("--export needs bounded input: give --consumptions N or --input DIR");
@@ -382,6 +407,17 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
     });
     let finished = Arc::new(AtomicBool::new(false));
     let status = spawn_status_line(&metrics, &finished, args.status_interval);
+    let sampler = args
+        .report
+        .as_ref()
+        .map(|_| {
+            Sampler::start(
+                metrics.clone(),
+                Duration::from_millis(args.report_interval as u64),
+            )
+        })
+        .transpose()
+        .context("cannot start the report's sampler")?;
     let gathered = JobCounters::default();
     config.gathered = Some(gathered.clone());
     let ui = serve_ui(&args, &job, &metrics, gathered);
@@ -433,6 +469,11 @@ fn run_warehouse(mut args: RunArgs) -> anyhow::Result<()> {
     let export = export.map(Export::finish).transpose()?;
     let elapsed = outcome.elapsed + draining.elapsed();
 
+    if let (Some(path), Some(sampler)) = (&args.report, sampler) {
+        RunReport::of(&metrics, elapsed, sampler.finish())
+            .write(path)
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
     let totals = metrics.snapshot();
     let peak = peak_memory_bytes().map_or("unknown".to_string(), |b| {
         format!("{} MiB", b / (1024 * 1024))

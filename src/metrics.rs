@@ -20,6 +20,9 @@ pub struct Metrics {
     pub dws_region_updates: AtomicU64,
     pub dws_ranking_updates: AtomicU64,
     pub ads_updates: AtomicU64,
+    /// Consumption rows the maintained ODS state holds now (over the process's workers): under
+    /// retention, the rows of live windows.
+    pub ods_consumption_live: AtomicU64,
     /// Consumption rows that arrived behind the 5-second watermark (SPEC §4).
     pub late_rows: AtomicU64,
     /// Consumption rows that arrived for a frozen window and were not applied (SPEC §4a).
@@ -46,6 +49,11 @@ pub struct Metrics {
     pub replayed_rows: AtomicU64,
     /// End-to-end latencies of the last minute, for percentiles.
     pub latency: LatencyWindow,
+    /// When set before a run, worker 0 also keeps every completed logical time with its
+    /// latency in `tick_latencies` (benchmarks that time single times; off by default, as the
+    /// list grows with the run).
+    pub keep_tick_latencies: AtomicBool,
+    pub tick_latencies: std::sync::Mutex<Vec<(u64, Duration)>>,
 }
 
 /// A copy of the counters at one instant.
@@ -58,6 +66,7 @@ pub struct MetricsSnapshot {
     pub dws_region_updates: u64,
     pub dws_ranking_updates: u64,
     pub ads_updates: u64,
+    pub ods_consumption_live: u64,
     pub late_rows: u64,
     pub expired_rows: u64,
     pub corrected_window_rows: u64,
@@ -79,6 +88,24 @@ impl Metrics {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Adds a worker's change of its held consumption rows to the live count. Each worker's share
+    /// never falls below zero, so their two's-complement sum is the process's count.
+    pub fn add_live_consumption(&self, delta: i64) {
+        self.ods_consumption_live
+            .fetch_add(delta as u64, Ordering::Relaxed);
+    }
+
+    /// Records the end-to-end latency of the completed logical time `time`.
+    pub fn record_tick_latency(&self, time: u64, latency: Duration) {
+        self.record_latency(latency);
+        if self.keep_tick_latencies.load(Ordering::Relaxed) {
+            self.tick_latencies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((time, latency));
+        }
+    }
+
     /// Records the end-to-end latency of a completed tick.
     pub fn record_latency(&self, latency: Duration) {
         let micros = latency.as_micros() as u64;
@@ -98,6 +125,7 @@ impl Metrics {
             dws_region_updates: load(&self.dws_region_updates),
             dws_ranking_updates: load(&self.dws_ranking_updates),
             ads_updates: load(&self.ads_updates),
+            ods_consumption_live: load(&self.ods_consumption_live),
             late_rows: load(&self.late_rows),
             expired_rows: load(&self.expired_rows),
             corrected_window_rows: load(&self.corrected_window_rows),
@@ -155,8 +183,18 @@ impl MetricsSnapshot {
 
 /// The peak resident memory of this process so far (`VmHWM`), where the OS reports it (Linux).
 pub fn peak_memory_bytes() -> Option<u64> {
+    status_bytes("VmHWM:")
+}
+
+/// The resident memory of this process now (`VmRSS`), where the OS reports it (Linux).
+pub fn resident_memory_bytes() -> Option<u64> {
+    status_bytes("VmRSS:")
+}
+
+/// A size field of `/proc/self/status`, in bytes.
+fn status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }

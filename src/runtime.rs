@@ -40,6 +40,7 @@ use crate::ui::dataflow_log::SharedDataflow;
 use crate::ui::exits::monitor as watch;
 use crate::ui::gather::{CountersFeed, JobCounters};
 use crate::ui::live::SharedLive;
+use crate::upsert::StateCounts;
 
 /// Which clock paces the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -292,7 +293,10 @@ where
                     retention,
                     {
                         let metrics = worker_metrics.clone();
-                        move |count| Metrics::add(&metrics.expired_rows, count)
+                        move |counts: StateCounts| {
+                            Metrics::add(&metrics.expired_rows, counts.expired);
+                            metrics.add_live_consumption(counts.live_delta);
+                        }
                     },
                     sink_ods_and_dwd,
                 );
@@ -668,8 +672,10 @@ fn drive(
             worker.step();
             reporter.retire(probe, &mut inflight);
             // Waiting for the dataflow (or a slow sink on worker 0) parks instead of spinning,
-            // which would take a core from the workers that have the work.
-            while inflight.len() > config.max_inflight.max(1) {
+            // which would take a core from the workers that have the work. With the batch just
+            // sealed at most `max_inflight` are incomplete; the next rows are read once fewer
+            // are (so with 1, each batch goes in only after the one before it is complete).
+            while inflight.len() >= config.max_inflight.max(1) {
                 worker.step_or_park(None);
                 reporter.retire(probe, &mut inflight);
                 if let Some(durable) = durable.as_mut() {
@@ -752,7 +758,7 @@ impl Reporter<'_> {
             }
             inflight.pop_front();
             if self.progress {
-                self.metrics.record_latency(sealed.elapsed());
+                self.metrics.record_tick_latency(time, sealed.elapsed());
                 self.metrics
                     .caught_up_time
                     .store(time, std::sync::atomic::Ordering::Relaxed);

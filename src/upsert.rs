@@ -24,14 +24,24 @@ use crate::dataflows::Table;
 use crate::earliest::Earliest;
 use crate::source::Time;
 
+/// What one activation of the upsert operator did to its state, for the job's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// Arriving rows that were expired on arrival (`expiry <= arrival time`) and not applied.
+    pub expired: u64,
+    /// How the number of rows the state holds changed (insertions minus retractions).
+    pub live_delta: i64,
+}
+
 /// Maintains the current row of every key from a stream of `(key, row or delete, time)`,
-/// retracting each row at the time `expiry` gives it (`None`: never). `on_expired` is told how
-/// many arriving rows were expired on arrival (`expiry <= arrival time`) and so not applied.
+/// retracting each row at the time `expiry` gives it (`None`: never). `on_counts` is told, after
+/// each activation that changed anything, how many arriving rows were expired and how the
+/// number of rows held changed.
 pub fn upsert_with_expiry<'scope, K, R>(
     stream: StreamVec<'scope, Time, (K, Option<R>, Time)>,
     name: &str,
     expiry: impl Fn(&R) -> Option<Time> + 'static,
-    on_expired: impl Fn(u64) + 'static,
+    on_counts: impl Fn(StateCounts) + 'static,
 ) -> Table<'scope, R>
 where
     K: ExchangeData + Hash + Hashable<Output = u64>,
@@ -52,8 +62,12 @@ where
                     }
                 });
                 let expired = state.advance(|time| !frontier.less_equal(time), &mut changes);
-                if expired > 0 {
-                    on_expired(expired);
+                let live_delta = changes.iter().map(|(_, _, diff)| *diff as i64).sum();
+                if expired > 0 || live_delta != 0 {
+                    on_counts(StateCounts {
+                        expired,
+                        live_delta,
+                    });
                 }
                 if let (Some(capability), false) = (held.get(), changes.is_empty()) {
                     output.session(capability).give_iterator(changes.drain(..));

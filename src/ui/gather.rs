@@ -102,6 +102,7 @@ pub fn totals(processes: &[Option<MetricsSnapshot>]) -> MetricsSnapshot {
         total.dws_region_updates += counters.dws_region_updates;
         total.dws_ranking_updates += counters.dws_ranking_updates;
         total.ads_updates += counters.ads_updates;
+        total.ods_consumption_live += counters.ods_consumption_live;
         total.late_rows += counters.late_rows;
         total.expired_rows += counters.expired_rows;
         total.corrected_window_rows += counters.corrected_window_rows;

@@ -179,6 +179,13 @@ impl Collector for Counters {
                 gauge.encode(metric)?;
             }
         }
+        let live = ConstGauge::new(snapshot.ods_consumption_live as i64);
+        live.encode(encoder.encode_descriptor(
+            "ods_consumption_live_rows",
+            "Consumption rows the maintained ODS state holds (under retention, live windows')",
+            None,
+            live.metric_type(),
+        )?)?;
         if let Some(bytes) = peak_memory_bytes() {
             let gauge = ConstGauge::new(bytes as i64);
             let metric = encoder.encode_descriptor(
