@@ -55,7 +55,7 @@ const WORKLOADS: &[Workload] = &[
         rows: 10_000_000,
         args: &["--no-user-updates", "--sink", "none"],
     },
-    // The dense replay (written by `write_dense_replay`), default options, into no sink and
+    // The dense replay (written by `gridflow::dense_replay::write_dense_replay`), default options, into no sink and
     // into the default SQLite sink; and with every user arriving after all the readings.
     Workload {
         name: "dense-replay-no-sink",
@@ -94,60 +94,6 @@ const WORKLOADS: &[Workload] = &[
 /// The directory, inside the scratch directory, of the dense replay.
 const DENSE: &str = "dense";
 
-/// Writes the dense replay of issue 7 into `dir`: 1,000 users inserted, then 50 of them moved to
-/// another region; `rows` readings of uniformly chosen users with `consumption_date` uniform
-/// over 2.4 hours (~580 readings per 5 s window at 1M rows). Deterministic (a fixed LCG).
-fn write_dense_replay(dir: &std::path::Path, rows: u64) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut next = move |bound: u64| {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (state >> 33) % bound
-    };
-    std::fs::create_dir_all(dir.join("users"))?;
-    std::fs::create_dir_all(dir.join("consumption"))?;
-    let mut users = std::io::BufWriter::new(std::fs::File::create(dir.join("users/users.csv"))?);
-    let user = |id: u64, region: u64| {
-        let name = gridflow::generator::region_name(region as i32 + 1);
-        format!(
-            "{id},用户{id:04},居民,{},{name},{}路{id}号,13800000000,2024-01-01 00:00:00.000,2024-01-01 00:00:00.000\n",
-            region + 1,
-            name.chars().take(2).collect::<String>()
-        )
-    };
-    for id in 1..=1_000 {
-        users.write_all(user(id, next(10)).as_bytes())?;
-    }
-    for _ in 0..50 {
-        users.write_all(user(1 + next(1_000), next(10)).as_bytes())?;
-    }
-    users.flush()?;
-    let mut readings =
-        std::io::BufWriter::new(std::fs::File::create(dir.join("consumption/readings.csv"))?);
-    for id in 1..=rows {
-        let amount = 100 + next(99_900);
-        let cost = (amount * 55 + 50) / 100;
-        let offset = next(8_640_000);
-        let (minutes, millis) = (offset / 60_000, offset % 60_000);
-        writeln!(
-            readings,
-            "{id},{},{}.{:02},{}.{:02},2024-01-01 {:02}:{:02}:{:02}.{:03},,,",
-            1 + next(1_000),
-            amount / 100,
-            amount % 100,
-            cost / 100,
-            cost % 100,
-            minutes / 60,
-            minutes % 60,
-            millis / 1_000,
-            millis % 1_000,
-        )?;
-    }
-    readings.flush()
-}
-
 fn main() {
     let benchmarking = std::env::args().any(|arg| arg == "--bench");
     let chosen: Vec<String> = std::env::args()
@@ -170,7 +116,8 @@ fn main() {
         }
         let rows = if benchmarking { workload.rows } else { 2_000 };
         if workload.args.contains(&DENSE) && !dense_written {
-            write_dense_replay(&scratch.join(DENSE), rows).expect("cannot write the dense replay");
+            gridflow::dense_replay::write_dense_replay(&scratch.join(DENSE), rows)
+                .expect("cannot write the dense replay");
             dense_written = true;
         }
         let this_build = std::ffi::OsStr::new(env!("CARGO_BIN_EXE_gridflow"));
