@@ -1,6 +1,6 @@
 //! Scenario (d), memory: resident memory and bytes per live consumption row over a long run on
 //! the simulated clock (3M rows: about a week of source time at the default rates), with
-//! `--retention 3h` and without. Live rows are the consumption rows the maintained ODS state
+//! `--retention 3h` and without (then with the source's DataGen, users inserted once). Live rows are the consumption rows the maintained ODS state
 //! holds (the `ods_consumption_live` gauge); the resident memory includes the process's fixed
 //! part (code, thread stacks, allocator pools), so bytes per live row is an upper bound.
 
@@ -11,9 +11,14 @@ use super::stats::Spread;
 use super::{Bench, Csv, Plot, Scenario, Section};
 use crate::report::Sample;
 
+/// With retention, the default generator (user updates and all). Without retention, the
+/// source's DataGen (users inserted once): without a horizon every user update re-joins all of
+/// that user's history, so that run's cost grows with the square of its length (see "The
+/// dimension churn is quadratic without retention" in docs/benchmarks.md) and says nothing
+/// about memory per row.
 const VARIANTS: [(&str, &[&str]); 2] = [
     ("--retention 3h", &["--retention", "3h"]),
-    ("no retention", &[]),
+    ("no retention, no user updates", &["--no-user-updates"]),
 ];
 
 /// The target of issue 10.
@@ -130,7 +135,8 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
     let markdown = format!(
         "### (d) Memory\n\n\
          `gridflow run --clock simulated --consumptions {rows} -w 2 --report-interval {interval} \
-         --sink none --ephemeral --no-ui`, with and without `--retention 3h`, {} of each. The \
+         --sink none --ephemeral --no-ui`, with `--retention 3h`, and without retention on the source's DataGen input \
+         (`--no-user-updates`: without a horizon user updates cost quadratically), {} of each. The \
          report samples the process's resident memory (`VmRSS`) and the live consumption rows \
          every {interval}; \"at the end\" is the last sample before the input ended (then every \
          window freezes and the state empties). Bytes per live row is resident memory over live \

@@ -148,11 +148,11 @@ impl Bench {
     }
 }
 
-/// Runs `scenarios` and regenerates `doc` from what they measured.
+/// Runs `scenarios` and regenerates `doc` from what they measured: after each scenario, so an
+/// invocation stopped midway keeps what it finished.
 pub fn run(bench: &Bench, scenarios: &[Scenario], doc: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(bench.runs_dir())
         .with_context(|| format!("cannot create {}", bench.runs_dir().display()))?;
-    let mut sections = Vec::new();
     for &scenario in scenarios {
         let section = match scenario {
             Scenario::Throughput => throughput::run(bench),
@@ -173,11 +173,14 @@ pub fn run(bench: &Bench, scenarios: &[Scenario], doc: &Path) -> anyhow::Result<
                 path.display()
             );
         }
-        sections.push(section);
+        document::update(doc, std::slice::from_ref(&section), bench)
+            .with_context(|| format!("cannot regenerate {}", doc.display()))?;
+        eprintln!(
+            "regenerated the {} section of {}",
+            scenario.name(),
+            doc.display()
+        );
     }
-    document::update(doc, &sections, bench)
-        .with_context(|| format!("cannot regenerate {}", doc.display()))?;
-    eprintln!("regenerated {}", doc.display());
     Ok(())
 }
 
