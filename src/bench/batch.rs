@@ -4,7 +4,6 @@
 //! per-time work, and each step takes longer.
 
 use super::child::{self, arg};
-use super::machine::Machine;
 use super::plot::{Axis, Chart, Series};
 use super::stats::Spread;
 use super::{Bench, Csv, Plot, Scenario, Section};
@@ -33,9 +32,7 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
             "p99_ms",
             "max_ms",
         ]
-        .into_iter()
-        .chain(Machine::CSV_HEADER)
-        .collect(),
+        .to_vec(),
         rows: Vec::new(),
     };
     let mut table = String::from(
@@ -66,7 +63,7 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
                 latency.p50_ms,
                 latency.p99_ms,
             ];
-            let mut row = vec![
+            let row = vec![
                 arg(tick),
                 arg(run),
                 format!("{:.3}", measured.elapsed_s),
@@ -76,7 +73,6 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
                 format!("{:.3}", latency.p99_ms),
                 format!("{:.3}", latency.max_ms),
             ];
-            row.extend(bench.machine.csv_values());
             csv.rows.push(row);
             figures.push(figure);
             progress.inc(1);

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::child::arg;
-use super::machine::Machine;
 use super::plot::{Axis, Chart, Series};
 use super::stats::Spread;
 use super::{Bench, Csv, Plot, Scenario, Section};
@@ -290,9 +289,7 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
             "twin_s",
             "postgres_s",
         ]
-        .into_iter()
-        .chain(Machine::CSV_HEADER)
-        .collect(),
+        .to_vec(),
         rows: Vec::new(),
     };
     let mut table = String::from(
@@ -349,7 +346,6 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
                 row.push(
                     postgres_time.map_or(String::new(), |d| format!("{:.3}", d.as_secs_f64())),
                 );
-                row.extend(bench.machine.csv_values());
                 csv.rows.push(row);
             }
             figures.push(Figures {

@@ -6,7 +6,6 @@
 //! tick to be sealed.
 
 use super::child::{self, arg};
-use super::machine::Machine;
 use super::plot::{Axis, Chart, Series};
 use super::stats::Spread;
 use super::{Bench, Csv, Plot, Scenario, Section};
@@ -23,9 +22,7 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
             "rate", "run", "seconds", "rows", "ticks", "p50_ms", "p95_ms", "p99_ms", "p999_ms",
             "max_ms",
         ]
-        .into_iter()
-        .chain(Machine::CSV_HEADER)
-        .collect(),
+        .to_vec(),
         rows: Vec::new(),
     };
     let mut ccdf_csv = Csv {
@@ -56,7 +53,7 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
             ];
             let measured = child::run(bench, &format!("latency-{rate}-{run}"), &args, 1)?;
             let latency = measured.first.latency.clone();
-            let mut row = vec![
+            let row = vec![
                 arg(rate),
                 arg(run),
                 format!("{:.3}", measured.elapsed_s),
@@ -68,7 +65,6 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
                 format!("{:.3}", latency.p999_ms),
                 format!("{:.3}", latency.max_ms),
             ];
-            row.extend(bench.machine.csv_values());
             csv.rows.push(row);
             for &(ms, above) in &latency.ccdf {
                 ccdf_csv.rows.push(vec![

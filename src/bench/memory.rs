@@ -5,7 +5,6 @@
 //! part (code, thread stacks, allocator pools), so bytes per live row is an upper bound.
 
 use super::child::{self, arg};
-use super::machine::Machine;
 use super::plot::{Axis, Chart, Series};
 use super::stats::Spread;
 use super::{Bench, Csv, Plot, Scenario, Section};
@@ -40,9 +39,7 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
             "resident_bytes",
             "bytes_per_live_row",
         ]
-        .into_iter()
-        .chain(Machine::CSV_HEADER)
-        .collect(),
+        .to_vec(),
         rows: Vec::new(),
     };
     let mut table = String::from(
@@ -71,7 +68,7 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
             peaks.push(measured.peak_memory_bytes as f64);
             let samples = measured.first.samples.clone();
             for sample in &samples {
-                let mut row = vec![
+                let row = vec![
                     arg(variant),
                     arg(run),
                     format!("{:.3}", sample.elapsed_s),
@@ -80,7 +77,6 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
                     arg(sample.resident_bytes),
                     format!("{:.1}", bytes_per_row(sample)),
                 ];
-                row.extend(bench.machine.csv_values());
                 csv.rows.push(row);
             }
             // The last sample with rows held: when the input ends every window freezes and

@@ -84,7 +84,8 @@ pub struct Bench {
     pub machine: Machine,
 }
 
-/// A table of figures as CSV: one row per run.
+/// A table of figures as CSV: one row per run (the machine's columns are added when it is
+/// written).
 #[derive(Clone, Debug, Default)]
 pub struct Csv {
     pub header: Vec<&'static str>,
@@ -165,7 +166,8 @@ pub fn run(bench: &Bench, scenarios: &[Scenario], doc: &Path) -> anyhow::Result<
         .with_context(|| format!("the {} scenario failed", scenario.name()))?;
         for (name, csv) in &section.csvs {
             let path = bench.out.join(format!("{name}.csv"));
-            write_csv(&path, csv).with_context(|| format!("cannot write {}", path.display()))?;
+            write_csv(&path, csv, &bench.machine)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!(
                 "{}: {} rows in {}",
                 scenario.name(),
@@ -185,11 +187,12 @@ pub fn run(bench: &Bench, scenarios: &[Scenario], doc: &Path) -> anyhow::Result<
 }
 
 /// Writes a CSV with the machine's and the commit's columns appended to every row.
-fn write_csv(path: &Path, csv: &Csv) -> anyhow::Result<()> {
+fn write_csv(path: &Path, csv: &Csv, machine: &Machine) -> anyhow::Result<()> {
     let mut writer = csv::Writer::from_path(path)?;
-    writer.write_record(&csv.header)?;
+    writer.write_record(csv.header.iter().copied().chain(Machine::CSV_HEADER))?;
+    let machine = machine.csv_values();
     for row in &csv.rows {
-        writer.write_record(row)?;
+        writer.write_record(row.iter().chain(&machine))?;
     }
     writer.flush()?;
     Ok(())

@@ -4,7 +4,6 @@
 //! updates, `--retention 3h`).
 
 use super::child::{self, arg, Measured};
-use super::machine::Machine;
 use super::plot::{Axis, Chart, Series};
 use super::stats::Spread;
 use super::{Bench, Csv, Plot, Scenario, Section};
@@ -60,9 +59,7 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
             "rows_per_s",
             "peak_memory_bytes",
         ]
-        .into_iter()
-        .chain(Machine::CSV_HEADER)
-        .collect(),
+        .to_vec(),
         rows: Vec::new(),
     };
     let mut table = String::from(
@@ -94,7 +91,7 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
                     let measured: Measured = child::run(bench, &name, &args, layout.processes)?;
                     rates.push(measured.rows_per_second());
                     memory.push(measured.peak_memory_bytes as f64);
-                    let mut row = vec![
+                    let row = vec![
                         arg(rows),
                         arg(input),
                         arg(layout.name),
@@ -105,7 +102,6 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
                         format!("{:.0}", measured.rows_per_second()),
                         arg(measured.peak_memory_bytes),
                     ];
-                    row.extend(bench.machine.csv_values());
                     csv.rows.push(row);
                     progress.inc(1);
                 }

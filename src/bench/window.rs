@@ -4,7 +4,6 @@
 //! so every row changes a bigger ranking.
 
 use super::child::{self, arg};
-use super::machine::Machine;
 use super::plot::{Axis, Chart, Series};
 use super::stats::Spread;
 use super::{Bench, Csv, Plot, Scenario, Section};
@@ -25,9 +24,7 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
             "dashboard_updates_per_row",
             "peak_memory_bytes",
         ]
-        .into_iter()
-        .chain(Machine::CSV_HEADER)
-        .collect(),
+        .to_vec(),
         rows: Vec::new(),
     };
     let mut table = String::from(
@@ -60,7 +57,6 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
             let mut row = vec![arg(window), arg(run), format!("{:.3}", measured.elapsed_s)];
             row.extend(figure.iter().map(|f| format!("{f:.3}")));
             row.push(arg(measured.peak_memory_bytes));
-            row.extend(bench.machine.csv_values());
             csv.rows.push(row);
             figures.push(figure);
             progress.inc(1);
