@@ -10,6 +10,7 @@ pub mod dataflows;
 pub mod bench;
 pub mod cases;
 pub mod cli;
+pub mod coalesce;
 pub mod csv_input;
 pub mod csv_scan;
 pub mod dense_replay;

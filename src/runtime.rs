@@ -3,8 +3,10 @@
 //!
 //! Pacing: on the simulated clock ticks go in as fast as the dataflow absorbs them, with at most
 //! `max_inflight` ticks not yet complete; on the wall clock a tick goes in once the wall clock
-//! has reached its end. A tick's end-to-end latency is the time from its input being sealed to
-//! the dataflow's outputs having caught up with it.
+//! has reached its end, and a worker that lags merges the ticks already due into one
+//! (`src/coalesce.rs`). A tick's end-to-end latency is the time from its input being sealed —
+//! on the wall clock, from its earliest row being due, so time spent waiting behind a lagging
+//! dataflow counts — to the dataflow's outputs having caught up with it.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -21,6 +23,7 @@ use timely::dataflow::ProbeHandle;
 
 use differential_dataflow::AsCollection;
 
+use crate::coalesce::Coalescing;
 use crate::csv_input::{CsvReplay, ReplayConfig, ReplayError, RowError};
 use crate::dataflows::sink::{leaving, sink, ChangeSink, TableRow};
 use crate::dataflows::{warehouse, Table};
@@ -601,7 +604,8 @@ fn drive(
 ) -> Result<(), StateError> {
     let metrics = reporter.metrics;
     let index = worker.index();
-    // Batches sealed but not yet complete: the last time of each, and the instant it was sealed.
+    // Batches sealed but not yet complete: the last time of each, and the instant its latency
+    // counts from (when it was sealed; on the wall clock, when its earliest row was due).
     let mut inflight: VecDeque<(Time, Instant)> = VecDeque::new();
 
     // Rows sent since the input frontier last advanced, and the last time they carry.
@@ -617,14 +621,26 @@ fn drive(
         durable.keep_up(inputs, index);
     }
     let mut replay = replay.into_iter();
+    // On the wall clock, a worker that lags merges the ticks already due (`src/coalesce.rs`).
+    let mut source = Coalescing::new(source, MAX_MERGED_ROWS);
+    let wall_clock = || (config.clock == Clock::Wall).then(|| now_millis() as Time);
+    // On the wall clock a tick's rows enter when it is due, not when a lagging worker gets to
+    // them: its latency counts from then (but not from before the job started).
+    let started = (Instant::now(), now_millis() as Time);
+    let entered_at = |due: Time| {
+        let since_start = Duration::from_millis(due.saturating_sub(started.1));
+        (started.0 + since_start).min(Instant::now())
+    };
+    // The earliest instant a row sent since the last seal entered.
+    let mut unsealed_entered: Option<Instant> = None;
     loop {
         if config.stop.load(Ordering::Relaxed) {
             break;
         }
-        let (tick, from_source) = match replay.next() {
-            Some(tick) => (tick, false),
-            None => match source.next_tick() {
-                Some(tick) => (tick, true),
+        let (tick, from_source, first_due) = match replay.next() {
+            Some(tick) => (tick, false, None),
+            None => match source.next_tick(wall_clock()) {
+                Some((tick, first)) => (tick, true, Some(first)),
                 None => break,
             },
         };
@@ -636,6 +652,8 @@ fn drive(
         }
         if config.clock == Clock::Wall {
             wait_for_wall_clock(worker, tick.time, probe, &mut inflight, &mut reporter);
+            let entered = first_due.map_or_else(Instant::now, entered_at);
+            unsealed_entered = Some(unsealed_entered.map_or(entered, |e| e.min(entered)));
         }
         if unsealed_time.is_none() {
             inputs.advance_to(tick.time);
@@ -657,7 +675,7 @@ fn drive(
         let live =
             config.clock == Clock::Wall && tick.time + CATCHING_UP_MILLIS >= now_millis() as Time;
         if live || unsealed_rows >= config.progress_rows {
-            seal(inputs, tick.time, &mut inflight);
+            seal(inputs, tick.time, unsealed_entered.take(), &mut inflight);
             reporter.sealed(tick.time);
             last_sealed = Some(tick.time);
             unsealed_rows = 0;
@@ -685,7 +703,7 @@ fn drive(
         }
     }
     if let Some(time) = unsealed_time {
-        seal(inputs, time, &mut inflight);
+        seal(inputs, time, unsealed_entered.take(), &mut inflight);
         reporter.sealed(time);
         last_sealed = Some(time);
     }
@@ -708,6 +726,12 @@ fn drive(
     Ok(())
 }
 
+/// On the wall clock, how many rows of due ticks a lagging worker merges into one logical time:
+/// two seconds of one worker's input at 100k rows/s on 2 workers. At that rate, with 10 ms ticks, merging
+/// up to 10,000 rows took 25 s for 10 s of input and up to 100,000 took 15 s; without merging
+/// it took 72 s, 2026-12-02, `docs/benchmarks.md`.
+const MAX_MERGED_ROWS: usize = 100_000;
+
 /// On the wall clock, a tick more than this far behind the clock is caught up with in batches,
 /// as on the simulated clock (a restarted job's backlog), instead of one logical time each.
 const CATCHING_UP_MILLIS: Time = 1_000;
@@ -722,11 +746,17 @@ const CATCHING_UP_MILLIS: Time = 1_000;
 /// dataflow sees at once, never a logical time or a result.
 pub const USER_ROW_WEIGHT: usize = 100;
 
-/// Advances the inputs past `time`, so the dataflow can complete every time up to it.
-fn seal(inputs: &mut Inputs, time: Time, inflight: &mut VecDeque<(Time, Instant)>) {
+/// Advances the inputs past `time`, so the dataflow can complete every time up to it. Its
+/// latency counts from `entered` (on the wall clock, when its earliest row was due), or now.
+fn seal(
+    inputs: &mut Inputs,
+    time: Time,
+    entered: Option<Instant>,
+    inflight: &mut VecDeque<(Time, Instant)>,
+) {
     inputs.advance_to(time + 1);
     inputs.flush();
-    inflight.push_back((time, Instant::now()));
+    inflight.push_back((time, entered.unwrap_or_else(Instant::now)));
 }
 
 /// What a worker reports as it goes: latency and the logical time caught up (worker 0), and its

@@ -30,8 +30,21 @@ use crate::source::{Source, Tick, Time};
 /// Five-second windows, as the source's.
 const WINDOW: Millis = 5_000;
 
-/// The users whose late updates are the corrections, one logical time each.
-const MOVED_USERS: [UserId; 5] = [1, 2, 3, 4, 5];
+/// How many users make late updates, one logical time each: users 1 to this.
+/// `GRIDFLOW_CORRECTION_MOVES` overrides it (more corrections, to profile them).
+const MOVED_USERS: UserId = 5;
+
+/// The users whose late updates are the corrections.
+fn moved_users() -> anyhow::Result<std::ops::RangeInclusive<UserId>> {
+    let moves = match std::env::var("GRIDFLOW_CORRECTION_MOVES") {
+        Ok(n) => n
+            .trim()
+            .parse()
+            .with_context(|| format!("GRIDFLOW_CORRECTION_MOVES: {n:?}"))?,
+        Err(_) => MOVED_USERS,
+    };
+    Ok(1..=moves)
+}
 
 /// The target of issue 10: at 10M rows, at least this many times faster than the batch twin.
 const TARGET_SPEEDUP: f64 = 1_000.0;
@@ -42,14 +55,14 @@ pub struct Input {
     pub consumption: BTreeMap<ConsumptionId, Consumption>,
     /// The logical time of the load.
     pub loaded_at: Time,
-    /// Each of [`MOVED_USERS`] in another region.
+    /// Each of [`moved_users`] in another region.
     pub moved: Vec<User>,
 }
 
 impl Input {
     /// The default generator's first `rows` consumption rows and its 1,000 users (no updates),
     /// gathered into one state; each moved user goes to the next region.
-    pub fn generate(rows: u64) -> Input {
+    pub fn generate(rows: u64) -> anyhow::Result<Input> {
         let config = GeneratorConfig {
             seed: 42,
             consumptions: Some(rows),
@@ -75,9 +88,8 @@ impl Input {
                 };
             }
         }
-        let moved = MOVED_USERS
-            .iter()
-            .map(|&id| {
+        let moved = moved_users()?
+            .map(|id| {
                 let mut user = users.get(&id).cloned().unwrap_or_else(|| {
                     crate::testing::user(id, &format!("用户{id:04}"), 1, &region_name(1))
                 });
@@ -87,12 +99,12 @@ impl Input {
                 user
             })
             .collect();
-        Input {
+        Ok(Input {
             users,
             consumption,
             loaded_at,
             moved,
-        }
+        })
     }
 
     /// The logical times: the load, then one late update each.
@@ -307,7 +319,7 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
     let mut headline = String::new();
     for &rows in &sizes {
         progress.set_message(format!("generating {rows} rows"));
-        let input = Input::generate(rows);
+        let input = Input::generate(rows)?;
         let mut postgres = match &bench.database_url {
             Some(url) => {
                 progress.set_message(format!("{rows} rows: loading PostgreSQL"));
@@ -458,14 +470,15 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
         "### (c) The cost of a correction\n\n\
          In this process: the engine (2 workers; as `gridflow run`, the DWS and ADS tables leave \
          the dataflow) loads N rows of the default generator (1,000 users, no user updates, \
-         5-second windows) as one logical time; then users 1 to 5 move region, one logical time \
+         5-second windows) as one logical time; then users 1 to {moves} move region, one logical time \
          each, each sealed once the one before it is complete. A correction's time runs from its \
          seal to all outputs having caught up; its figures are over every correction of every \
          run. The batch twin (`src/reference.rs`) recomputes all six tables from the corrected \
          ODS state. {postgres_note} {} of each; ratios are taken run by run (that run's \
          recomputation over its median correction).\n\n{headline}{table}\n\
          Output changes of one correction, by table (insertions plus retractions):\n\n{by_table}",
-        bench.runs_phrase()
+        bench.runs_phrase(),
+        moves = moved_users()?.count(),
     );
     let mut series = vec![
         Series {

@@ -3,7 +3,8 @@
 //! output of the dataflow having caught up with it — over at least 60 s each, as percentiles
 //! and as a complementary CDF (the fraction of times slower than x), the plot of the
 //! differential-dataflow papers. Ticks are 10 ms, so a row waits at most 10 ms more for its
-//! tick to be sealed.
+//! tick to be sealed; a job that lags merges the ticks already due into one logical time
+//! (`src/coalesce.rs`).
 
 use super::child::{self, arg};
 use super::plot::{Axis, Chart, Series};
@@ -127,8 +128,10 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
          --retention 3h -w 2 --sink none --ephemeral --no-ui`, {} of {seconds} s per rate \
          (user rows at the default 1/s). A logical time's latency runs from its input being sealed \
          to every output having caught up with it (the probe at the dataflow's end on worker 0); \
-         a row waits up to one tick (10 ms) more before its tick is sealed. Percentiles are of \
-         every logical time of the run, empty ones included.\n\n{table}",
+         a row waits up to one tick (10 ms) more before its tick is sealed. A job that lags \
+         merges the ticks already due into one logical time (`src/coalesce.rs`), so behind the \
+         clock a logical time holds more than one tick. Percentiles are of every logical time of \
+         the run, empty ones included.\n\n{table}",
         bench.runs_phrase()
     );
     let chart = Chart {
