@@ -1,6 +1,6 @@
 //! Scenario (b), latency: at fixed wall-clock input rates (the source's 5 rows/s, 10k/s and
-//! 100k/s), the end-to-end latency of every logical time — from its input being sealed to every
-//! output of the dataflow having caught up with it — over at least 60 s each, as percentiles
+//! 100k/s), the end-to-end latency of every logical time — from its earliest row being due to
+//! every output of the dataflow having caught up with it — over at least 60 s each, as percentiles
 //! and as a complementary CDF (the fraction of times slower than x), the plot of the
 //! differential-dataflow papers. Ticks are 10 ms, so a row waits at most 10 ms more for its
 //! tick to be sealed; a job that lags merges the ticks already due into one logical time
@@ -126,11 +126,12 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
         "### (b) Latency\n\n\
          `gridflow run --clock wall --tick 10ms --consumption-rate R --consumptions R×{seconds} \
          --retention 3h -w 2 --sink none --ephemeral --no-ui`, {} of {seconds} s per rate \
-         (user rows at the default 1/s). A logical time's latency runs from its input being sealed \
-         to every output having caught up with it (the probe at the dataflow's end on worker 0); \
-         a row waits up to one tick (10 ms) more before its tick is sealed. A job that lags \
-         merges the ticks already due into one logical time (`src/coalesce.rs`), so behind the \
-         clock a logical time holds more than one tick. Percentiles are of every logical time of \
+         (user rows at the default 1/s). A logical time's latency runs from its earliest row being \
+         due (the end of its tick on the wall clock) to every output having caught up with it \
+         (the probe at the dataflow's end on worker 0), so time spent waiting behind a lagging \
+         dataflow counts; a row waits up to one tick (10 ms) more before its tick is due. A job \
+         that lags merges the ticks already due into one logical time (`src/coalesce.rs`), so \
+         behind the clock a logical time holds more than one tick, and there are fewer of them. Percentiles are of every logical time of \
          the run, empty ones included.\n\n{table}",
         bench.runs_phrase()
     );
