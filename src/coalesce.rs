@@ -45,6 +45,7 @@ impl<'a> Coalescing<'a> {
             return Some((tick, first));
         };
         let mut rows = tick.len();
+        let mut merged = false;
         while tick.time <= now && rows < self.max_rows {
             let before = self.source.position();
             let Some(next) = self.source.next_tick() else {
@@ -55,7 +56,15 @@ impl<'a> Coalescing<'a> {
                 break;
             }
             rows += next.len();
-            tick = merge(tick, next);
+            tick.time = next.time;
+            tick.users.extend(next.users);
+            tick.consumption.extend(next.consumption);
+            merged = true;
+        }
+        if merged {
+            // Once for the whole merged tick: the later row of a key wins.
+            tick.users = last_upsert_wins(tick.users);
+            tick.consumption = last_upsert_wins(tick.consumption);
         }
         Some((tick, first))
     }
@@ -66,19 +75,6 @@ impl<'a> Coalescing<'a> {
             Some((_, before)) => before.clone(),
             None => self.source.position(),
         }
-    }
-}
-
-/// One tick with the rows of both, at the later one's time; the later row of a key wins.
-fn merge(earlier: Tick, later: Tick) -> Tick {
-    let mut users = earlier.users;
-    users.extend(later.users);
-    let mut consumption = earlier.consumption;
-    consumption.extend(later.consumption);
-    Tick {
-        time: later.time,
-        users: last_upsert_wins(users),
-        consumption: last_upsert_wins(consumption),
     }
 }
 

@@ -727,9 +727,9 @@ fn drive(
 }
 
 /// On the wall clock, how many rows of due ticks a lagging worker merges into one logical time:
-/// two seconds of one worker's input at 100k rows/s on 2 workers. At that rate, with 10 ms ticks, merging
-/// up to 10,000 rows took 25 s for 10 s of input and up to 100,000 took 15 s; without merging
-/// it took 72 s, 2026-12-02, `docs/benchmarks.md`.
+/// two seconds of one worker's input at 100k rows/s on 2 workers. At that rate, with 10 ms
+/// ticks, merging up to 10,000 rows took 25 s for 10 s of input and up to 100,000 took 15 s;
+/// without merging it took 72 s (2026-12-02, `docs/benchmarks.md`).
 const MAX_MERGED_ROWS: usize = 100_000;
 
 /// On the wall clock, a tick more than this far behind the clock is caught up with in batches,

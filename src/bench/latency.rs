@@ -131,8 +131,8 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
          (the probe at the dataflow's end on worker 0), so time spent waiting behind a lagging \
          dataflow counts; a row waits up to one tick (10 ms) more before its tick is due. A job \
          that lags merges the ticks already due into one logical time (`src/coalesce.rs`), so \
-         behind the clock a logical time holds more than one tick, and there are fewer of them. Percentiles are of every logical time of \
-         the run, empty ones included.\n\n{table}",
+         behind the clock a logical time holds more than one tick, and there are fewer of them. \
+         Percentiles are of every logical time of the run, empty ones included.\n\n{table}",
         bench.runs_phrase()
     );
     let chart = Chart {
