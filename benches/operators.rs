@@ -8,16 +8,18 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use gridflow::csv_input::parse_consumption;
-use gridflow::dataflows::sink::{ChangeSink, TableRow};
-use gridflow::generator::{Generator, GeneratorConfig};
+use gridflow::check::twin::recompute;
 use gridflow::metrics::Metrics;
-use gridflow::reference::recompute;
-use gridflow::retention::Retention;
-use gridflow::rows::{Consumption, ConsumptionId, User, UserId};
+use gridflow::model::rows::{Consumption, ConsumptionId, User, UserId};
+use gridflow::model::values::parse_millis;
+use gridflow::model::TableRow;
+use gridflow::model::Time;
+use gridflow::operators::retention::Retention;
 use gridflow::runtime::{run, Clock, RunConfig, SourceSpec};
-use gridflow::source::{Source, Tick, Time};
-use gridflow::values::parse_millis;
+use gridflow::sinks::ChangeSink;
+use gridflow::sources::csv_replay::parse_consumption;
+use gridflow::sources::generator::{Generator, GeneratorConfig};
+use gridflow::sources::{Source, Tick};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

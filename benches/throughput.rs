@@ -55,7 +55,7 @@ const WORKLOADS: &[Workload] = &[
         rows: 10_000_000,
         args: &["--no-user-updates", "--sink", "none"],
     },
-    // The dense replay (written by `gridflow::dense_replay::write_dense_replay`), default options, into no sink and
+    // The dense replay (written by `gridflow::sources::dense_replay::write_dense_replay`), default options, into no sink and
     // into the default SQLite sink; and with every user arriving after all the readings.
     Workload {
         name: "dense-replay-no-sink",
@@ -116,7 +116,7 @@ fn main() {
         }
         let rows = if benchmarking { workload.rows } else { 2_000 };
         if workload.args.contains(&DENSE) && !dense_written {
-            gridflow::dense_replay::write_dense_replay(&scratch.join(DENSE), rows)
+            gridflow::sources::dense_replay::write_dense_replay(&scratch.join(DENSE), rows)
                 .expect("cannot write the dense replay");
             dense_written = true;
         }

@@ -21,8 +21,8 @@
 //! dataflow, and `update_time` is stamped there from the logical time.
 
 use super::dws::Dws;
-use super::Table;
-use crate::rows::Dashboard;
+use crate::model::rows::Dashboard;
+use crate::operators::Table;
 
 /// The ADS layer.
 pub struct Ads<'scope> {

@@ -21,8 +21,8 @@
 use differential_dataflow::operators::ThresholdTotal;
 
 use super::ods::Ods;
-use super::{Indexed, Table};
-use crate::rows::{Detail, Dim, Fact, UserId};
+use crate::model::rows::{Detail, Dim, Fact, UserId};
+use crate::operators::{Indexed, Table};
 
 /// The DWD layer.
 pub struct Dwd<'scope> {

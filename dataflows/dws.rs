@@ -55,13 +55,12 @@ use timely::dataflow::operators::vec::Partition;
 
 use differential_dataflow::AsCollection;
 
-use super::Table;
-use crate::planted::{planted, Bug};
-use crate::reduce::reduce_in_time_order;
-use crate::rows::{
-    average_cents, hour_of_day, window_start, Cents, Millis, Partial, RegionId, RegionStats, Text,
-    UserId, UserRanking,
+use crate::model::rows::{
+    average_cents, hour_of_day, window_start, Cents, Member, Millis, Partial, RegionId,
+    RegionStats, Text, UserId, UserRanking,
 };
+use crate::operators::reduce::reduce_in_time_order;
+use crate::operators::Table;
 
 /// The rank-1 user of a region window, as the dashboard shows it.
 #[derive(
@@ -184,18 +183,6 @@ fn partial_of(rows: &[((Cents, Cents), isize)]) -> Partial {
     partial
 }
 
-/// One user's partial of one hour in a partition, with the user's current columns.
-#[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub struct Member {
-    pub user_id: UserId,
-    hour: u32,
-    user_name: Text,
-    region_name: Text,
-    pub partial: Partial,
-}
-
 /// A user's sums over the hours of one window.
 struct UserTotals<'a> {
     user_id: UserId,
@@ -225,7 +212,7 @@ fn partition_rows(
         let partial = &member.partial;
         total_consumption += partial.total_consumption;
         total_cost += partial.total_cost;
-        count += if planted(Bug::PartialCount) {
+        count += if planted!(PartialCount) {
             1
         } else {
             partial.count

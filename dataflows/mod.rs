@@ -2,6 +2,10 @@
 //! → sink. Each layer opens with the SQL it maintains and follows it clause by clause; every
 //! table is a differential collection, so each one is, at every logical time, exactly what its
 //! SQL would return over the input seen so far.
+//!
+//! May use: the model (rows, values, time) and the operators, nothing else of the engine; a
+//! test (`tests/architecture.rs`) holds it to that. Where the tables go once they leave — the
+//! sinks, the counters, the UI — is the engine's business (`src/sinks/exits.rs`).
 
 pub mod ads;
 pub mod dwd;
@@ -9,19 +13,10 @@ pub mod dws;
 pub mod ods;
 pub mod sink;
 
-use differential_dataflow::operators::arrange::TraceAgent;
-use differential_dataflow::trace::implementations::ValSpine;
-
-use crate::source::Time;
-
-/// A collection of the warehouse: rows of `D` at logical times, with multiplicities.
-pub type Table<'scope, D> = differential_dataflow::VecCollection<'scope, Time, D, isize>;
-
-/// An arrangement of the warehouse: rows of `V` indexed by `K`.
-pub type Indexed<'scope, K, V> = differential_dataflow::operators::arrange::Arranged<
-    'scope,
-    TraceAgent<ValSpine<K, V, Time, isize>>,
->;
+use crate::model::rows::{Consumption, ConsumptionId, User, UserId};
+use crate::operators::retention::Retention;
+use crate::operators::upsert::StateCounts;
+use ods::UpsertStream;
 
 /// All four layers of the warehouse.
 pub struct Layers<'scope> {
@@ -33,13 +28,13 @@ pub struct Layers<'scope> {
 
 /// Builds the warehouse from the sources' upsert streams, with the windows and retention of
 /// `retention`; `on_counts` is told of consumption rows expired on arrival and of the number of
-/// consumption rows the maintained state holds. The whole ODS
-/// consumption rows and the DWD detail rows are built only `with_details`.
+/// consumption rows the maintained state holds. The whole ODS consumption rows and the DWD
+/// detail rows are built only `with_details`.
 pub fn warehouse<'scope>(
-    users: ods::UpsertStream<'scope, crate::rows::UserId, crate::rows::User>,
-    consumption: ods::UpsertStream<'scope, crate::rows::ConsumptionId, crate::rows::Consumption>,
-    retention: crate::retention::Retention,
-    on_counts: impl Fn(crate::upsert::StateCounts) + 'static,
+    users: UpsertStream<'scope, UserId, User>,
+    consumption: UpsertStream<'scope, ConsumptionId, Consumption>,
+    retention: Retention,
+    on_counts: impl Fn(StateCounts) + 'static,
     with_details: bool,
 ) -> Layers<'scope> {
     let ods = ods::ods(users, consumption, retention, on_counts, with_details);

@@ -19,11 +19,11 @@ use timely::dataflow::StreamVec;
 use differential_dataflow::operators::arrange::upsert::arrange_from_upsert;
 use differential_dataflow::trace::implementations::{ValBuilder, ValSpine};
 
-use super::{Indexed, Table};
-use crate::retention::Retention;
-use crate::rows::{Consumption, ConsumptionId, Fact, User, UserId};
-use crate::source::Time;
-use crate::upsert::{upsert_with_expiry, StateCounts};
+use crate::model::rows::{Consumption, ConsumptionId, Fact, User, UserId};
+use crate::model::Time;
+use crate::operators::retention::Retention;
+use crate::operators::upsert::{upsert_with_expiry, StateCounts};
+use crate::operators::{Indexed, Table};
 
 /// A stream of upserts as the sources send them: key, new row or `None`, logical time.
 pub type UpsertStream<'scope, K, R> = StreamVec<'scope, Time, (K, Option<R>, Time)>;

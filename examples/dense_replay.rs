@@ -1,4 +1,4 @@
-//! Writes the dense replay (`gridflow::dense_replay`) into a directory:
+//! Writes the dense replay (`gridflow::sources::dense_replay`) into a directory:
 //!
 //! ```sh
 //! cargo run --release --example dense_replay -- /tmp/dense-1m 1000000
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let dir = PathBuf::from(dir);
-    match gridflow::dense_replay::write_dense_replay(&dir, rows) {
+    match gridflow::sources::dense_replay::write_dense_replay(&dir, rows) {
         Ok(()) => {
             eprintln!("wrote {rows} readings to {}", dir.display());
             ExitCode::SUCCESS

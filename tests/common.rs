@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gridflow::csv_input::{Interleave, ReplayConfig};
-use gridflow::dataflows::sink::Materialized;
-use gridflow::export::{table_files, write_errors, write_warehouse};
 use gridflow::metrics::Metrics;
-use gridflow::retention::Retention;
+use gridflow::operators::retention::Retention;
 use gridflow::runtime::{run, Clock, RunConfig, SourceSpec};
+use gridflow::sinks::export::{table_files, write_errors, write_warehouse};
+use gridflow::sinks::materialized::Materialized;
+use gridflow::sources::csv_replay::{Interleave, ReplayConfig};
 
 /// The replay fixture computed by PostgreSQL, independent of gridflow.
 pub fn fixture_dir() -> PathBuf {

@@ -5,15 +5,17 @@
 
 use std::sync::Arc;
 
-use gridflow::dataflows::sink::Materialized;
+use gridflow::check::testing::{reading, user};
 use gridflow::metrics::Metrics;
-use gridflow::retention::Retention;
-use gridflow::rows::Millis;
-use gridflow::runtime::{run, Clock, Monitor, RunConfig, SourceSpec};
-use gridflow::source::{Tick, Time};
-use gridflow::testing::{reading, user};
+use gridflow::model::rows::Millis;
+use gridflow::model::Time;
+use gridflow::operators::retention::Retention;
+use gridflow::runtime::{run, Clock, RunConfig, SourceSpec};
+use gridflow::sinks::materialized::Materialized;
+use gridflow::sources::Tick;
 use gridflow::ui::corrections::{Correction, Kind, SharedCorrections};
 use gridflow::ui::live::{LiveDashboard, SharedLive};
+use gridflow::ui::Monitor;
 
 use crate::common::timely_config;
 
@@ -22,8 +24,8 @@ const T0: Millis = 1_704_067_200_000;
 
 fn tick(
     at: Millis,
-    users: Vec<gridflow::rows::User>,
-    rows: Vec<gridflow::rows::Consumption>,
+    users: Vec<gridflow::model::rows::User>,
+    rows: Vec<gridflow::model::rows::Consumption>,
 ) -> Tick {
     Tick {
         time: (T0 + at) as Time,
@@ -168,8 +170,8 @@ fn counters_and_corrections_match_the_hand_worked_figures() {
             .iter()
             .map(|d| {
                 (
-                    gridflow::export::dashboard_id(d.region_id, d.stat_date),
-                    gridflow::values::format_cents(d.total_consumption),
+                    gridflow::model::values::dashboard_id(d.region_id, d.stat_date),
+                    gridflow::model::values::format_cents(d.total_consumption),
                 )
             })
             .collect();

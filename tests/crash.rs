@@ -11,11 +11,11 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use gridflow::csv_input::{CsvReplay, Interleave, ReplayConfig};
-use gridflow::export::{table_files, write_warehouse};
-use gridflow::reference::recompute;
+use gridflow::check::twin::recompute;
+use gridflow::sinks::export::{table_files, write_warehouse};
 use gridflow::sinks::tables::ALL;
-use gridflow::source::Source;
+use gridflow::sources::csv_replay::{CsvReplay, Interleave, ReplayConfig};
+use gridflow::sources::Source;
 
 use crate::common::{gridflow, scratch_dir};
 use crate::postgres_scratch::{postgres_url, ScratchSchema};
@@ -201,6 +201,10 @@ fn assert_same_export(actual: &Path, expected: &Path, context: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "needs the test hooks: --features test-hooks"
+)]
 fn a_job_killed_again_and_again_into_sqlite_ends_exactly_as_an_uninterrupted_one() {
     let expected = uninterrupted_export("crash_sqlite");
     let database = scratch_dir("crash_sqlite_db").join("warehouse.db");
@@ -218,6 +222,10 @@ fn a_job_killed_again_and_again_into_sqlite_ends_exactly_as_an_uninterrupted_one
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "needs the test hooks: --features test-hooks"
+)]
 fn a_job_killed_again_and_again_into_postgresql_ends_exactly_as_an_uninterrupted_one() {
     let expected = uninterrupted_export("crash_postgres");
     let mut schema = ScratchSchema::new("crash");

@@ -1,7 +1,7 @@
 //! The replay fixture against the answer PostgreSQL computed for it, across interleavings,
 //! batch sizes, worker counts and forced serialization: every run must export the same bytes.
 
-use gridflow::csv_input::Interleave;
+use gridflow::sources::csv_replay::Interleave;
 
 use crate::common::{assert_same_tables, fixture_dir, replay, run_and_export_with, scratch_dir};
 

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use gridflow::generator::GeneratorConfig;
 use gridflow::runtime::SourceSpec;
+use gridflow::sources::generator::GeneratorConfig;
 
 use crate::common::{assert_same_tables, run_and_export, scratch_dir};
 
@@ -173,7 +173,7 @@ fn golden_export_of_seed_7() {
     run_and_export(generator(1_000), 2, false, 5_000, &out);
     if std::env::var_os("GRIDFLOW_BLESS").is_some() {
         std::fs::create_dir_all(&golden).unwrap();
-        for file in gridflow::export::table_files() {
+        for file in gridflow::sinks::export::table_files() {
             std::fs::copy(out.join(&file), golden.join(&file)).unwrap();
         }
     }
@@ -182,23 +182,23 @@ fn golden_export_of_seed_7() {
     let recomputed = scratch_dir("golden_seed_7_reference");
     let users = read_ods(
         &golden.join("ods_power_user.csv"),
-        gridflow::csv_input::parse_user,
+        gridflow::sources::csv_replay::parse_user,
         |u| u.user_id,
     );
     let consumption = read_ods(
         &golden.join("ods_power_consumption.csv"),
-        gridflow::csv_input::parse_consumption,
+        gridflow::sources::csv_replay::parse_consumption,
         |c| c.consumption_id,
     );
-    let warehouse = gridflow::reference::recompute(&users, &consumption, 5_000);
-    gridflow::export::write_warehouse(&recomputed, &warehouse).unwrap();
+    let warehouse = gridflow::check::twin::recompute(&users, &consumption, 5_000);
+    gridflow::sinks::export::write_warehouse(&recomputed, &warehouse).unwrap();
     assert_same_tables(&golden, &recomputed);
 }
 
 /// Reads an exported ODS table back into rows by key.
 fn read_ods<R>(
     path: &Path,
-    parse: fn(&csv::StringRecord) -> Result<R, String>,
+    parse: fn(&csv::StringRecord) -> Result<R, gridflow::sources::csv_replay::RecordError>,
     key: fn(&R) -> i64,
 ) -> std::collections::BTreeMap<i64, R> {
     let mut reader = csv::Reader::from_path(path).unwrap();

@@ -1,14 +1,14 @@
 //! Property tests of exactness: the real dataflow, driven through many logical times with random
 //! upserts and deletes of both ODS tables (repeated keys, users that arrive late, move region or
 //! vanish, consumption rows far behind the watermark), must hold AT EVERY completed logical time
-//! exactly what `gridflow::reference::recompute` computes from scratch over the ODS state seen so
+//! exactly what `gridflow::check::twin::recompute` computes from scratch over the ODS state seen so
 //! far — all six tables (ODS, DWD, both DWS tables, ADS) — with every row at multiplicity 0 or 1,
 //! whatever the window, the worker count, serialization between workers and the pacing.
 //!
 //! Besides the random property there are hand-built scenarios for the cases the engine exists
 //! for, compared against the same oracle and, for some, against values written out by hand.
 //!
-//! The random inputs and configurations come from `gridflow::cases`, the generator
+//! The random inputs and configurations come from `gridflow::check::cases`, the generator
 //! `gridflow verify --random` draws from too.
 //!
 //! Failing cases are persisted to `tests/proptest-regressions/properties.txt` (committed), so a
@@ -21,17 +21,20 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError};
 
-use gridflow::cases::{params, tick, ticks, Params, DAY, HOUR, SECOND, START};
-use gridflow::dataflows::sink::{snapshot, Materialized, TableRow};
+use gridflow::check::cases::{params, tick, ticks, Params, DAY, HOUR, SECOND, START};
+use gridflow::check::testing::{reading, user};
+use gridflow::check::twin::RetainedJob;
 use gridflow::metrics::Metrics;
-use gridflow::reference::{RetainedJob, Warehouse};
-use gridflow::rows::{
+use gridflow::model::rows::{
     Cents, Consumption, ConsumptionId, Millis, RegionId, User, UserId, UNKNOWN_REGION_ID,
     UNKNOWN_REGION_NAME, UNKNOWN_USER_NAME,
 };
+use gridflow::model::TableRow;
+use gridflow::model::Time;
+use gridflow::model::Warehouse;
 use gridflow::runtime::{run, SourceSpec};
-use gridflow::source::{Tick, Time};
-use gridflow::testing::{reading, user};
+use gridflow::sinks::materialized::{snapshot, Materialized};
+use gridflow::sources::Tick;
 
 /// Where proptest keeps failing seeds. Proptest's default (`SourceParallel`) looks for a
 /// `lib.rs`/`main.rs` above the test file, finds none for `tests/properties.rs` and falls back to

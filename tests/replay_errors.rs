@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use gridflow::csv_input::Interleave;
+use gridflow::sources::csv_replay::Interleave;
 
 use crate::common::{replay, run_and_export, scratch_dir};
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use gridflow::export::file_name;
+use gridflow::sinks::export::file_name;
 use gridflow::sinks::tables::{Table, ALL};
 
 use crate::common::{fixture_dir, gridflow, scratch_dir};
@@ -395,8 +395,9 @@ fn a_second_job_on_the_same_sink_fails_clearly_while_the_first_holds_it() {
 
 #[test]
 fn a_job_whose_lease_was_taken_over_is_fenced_and_writes_nothing() {
+    use gridflow::sinks::database::Database;
     use gridflow::sinks::sqlite::Sqlite;
-    use gridflow::sinks::{Database, SinkError};
+    use gridflow::sinks::SinkError;
     let dir = scratch_dir("sink_fence");
     let path = dir.join("warehouse.db");
     let mut first = Sqlite::open(&path).unwrap();

@@ -1,5 +1,6 @@
 //! All integration tests in one binary, so the suite links once: a module per area.
 
+mod architecture;
 mod bench;
 mod browser;
 mod common;

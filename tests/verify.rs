@@ -96,6 +96,10 @@ fn the_fixture_verifies_against_the_twin_and_postgres_at_every_time() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "needs the test hooks: --features test-hooks"
+)]
 fn a_bug_in_dataflow_only_code_is_caught_by_the_twin() {
     let output = verify()
         .arg("--input")
@@ -122,6 +126,10 @@ fn a_bug_in_dataflow_only_code_is_caught_by_the_twin() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "needs the test hooks: --features test-hooks"
+)]
 fn a_bug_in_a_helper_the_twin_shares_passes_the_twin_and_is_caught_by_postgres() {
     let dir = boundary_replay("verify_boundary");
     // The twin computes windows with the same (broken) helper: it cannot see the bug.
@@ -199,6 +207,10 @@ fn random_cases_verify() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "needs the test hooks: --features test-hooks"
+)]
 fn a_random_failure_is_shrunk_and_written_as_a_replay_that_reproduces_it() {
     let failure = scratch_dir("verify_random_failure").join("case");
     let output = verify()

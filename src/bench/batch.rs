@@ -5,8 +5,8 @@
 
 use super::child::{self, arg};
 use super::plot::{Axis, Chart, Series};
+use super::scenario::{Bench, Csv, Plot, Scenario, Section};
 use super::stats::Spread;
-use super::{Bench, Csv, Plot, Scenario, Section};
 
 pub fn run(bench: &Bench) -> anyhow::Result<Section> {
     let rows: u64 = bench.size(1_000_000, 20_000);

@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context};
 
-use super::Bench;
-use crate::report::RunReport;
+use super::scenario::Bench;
+use crate::metrics::report::RunReport;
 
 /// What one run measured, over all its processes.
 #[derive(Clone, Debug)]

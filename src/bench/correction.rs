@@ -15,17 +15,19 @@ use anyhow::Context;
 
 use super::child::arg;
 use super::plot::{Axis, Chart, Series};
+use super::scenario::{Bench, Csv, Plot, Scenario, Section};
 use super::stats::Spread;
-use super::{Bench, Csv, Plot, Scenario, Section};
-use crate::dataflows::sink::{ChangeSink, TableRow};
-use crate::generator::{region_name, Generator, GeneratorConfig};
+use crate::check::oracle;
+use crate::check::twin;
 use crate::metrics::Metrics;
-use crate::oracle::postgres as oracle;
-use crate::reference;
-use crate::retention::Retention;
-use crate::rows::{Consumption, ConsumptionId, Millis, User, UserId};
+use crate::model::rows::{Consumption, ConsumptionId, Millis, User, UserId};
+use crate::model::Time;
+use crate::model::{TableRow, Warehouse};
+use crate::operators::retention::Retention;
 use crate::runtime::{run as run_dataflow, Clock, RunConfig, SourceSpec};
-use crate::source::{Source, Tick, Time};
+use crate::sinks::ChangeSink;
+use crate::sources::generator::{region_name, Generator, GeneratorConfig};
+use crate::sources::{Source, Tick};
 
 /// Five-second windows, as the source's.
 const WINDOW: Millis = 5_000;
@@ -91,7 +93,7 @@ impl Input {
         let moved = moved
             .map(|id| {
                 let mut user = users.get(&id).cloned().unwrap_or_else(|| {
-                    crate::testing::user(id, &format!("用户{id:04}"), 1, &region_name(1))
+                    crate::check::testing::user(id, &format!("用户{id:04}"), 1, &region_name(1))
                 });
                 let region = user.region_id.unwrap_or(0) % 10 + 1;
                 user.region_id = Some(region);
@@ -253,10 +255,10 @@ fn engine(input: &Input, workers: usize) -> anyhow::Result<EngineRun> {
 }
 
 /// The batch twin recomputing every layer over the corrected input.
-fn twin(input: &Input) -> (Duration, reference::Warehouse) {
+fn twin(input: &Input) -> (Duration, Warehouse) {
     let users = input.users_after();
     let started = Instant::now();
-    let warehouse = reference::recompute(&users, &input.consumption, WINDOW);
+    let warehouse = twin::recompute(&users, &input.consumption, WINDOW);
     (started.elapsed(), warehouse)
 }
 
@@ -474,7 +476,7 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
          5-second windows) as one logical time; then users 1 to {moves} move region, one logical \
          time each, each sealed once the one before it is complete. A correction's time runs from its \
          seal to all outputs having caught up; its figures are over every correction of every \
-         run. The batch twin (`src/reference.rs`) recomputes all six tables from the corrected \
+         run. The batch twin (`src/check/twin.rs`) recomputes all six tables from the corrected \
          ODS state. {postgres_note} {} of each; ratios are taken run by run (that run's \
          recomputation over its median correction).\n\n{headline}{table}\n\
          Output changes of one correction, by table (insertions plus retractions):\n\n{by_table}",

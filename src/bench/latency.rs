@@ -4,12 +4,12 @@
 //! and as a complementary CDF (the fraction of times slower than x), the plot of the
 //! differential-dataflow papers. Ticks are 10 ms, so a row waits at most 10 ms more for its
 //! tick to be sealed; a job that lags merges the ticks already due into one logical time
-//! (`src/coalesce.rs`).
+//! (`src/sources/coalesce.rs`).
 
 use super::child::{self, arg};
 use super::plot::{Axis, Chart, Series};
+use super::scenario::{Bench, Csv, Plot, Scenario, Section};
 use super::stats::Spread;
-use super::{Bench, Csv, Plot, Scenario, Section};
 
 /// The targets of issue 10: p99 in ms at a rate.
 const TARGETS: [(u64, f64); 2] = [(5, 50.0), (100_000, 1_000.0)];
@@ -78,7 +78,7 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
             runs.push(latency);
             progress.inc(1);
         }
-        let spread = |f: fn(&crate::latency::RunLatency) -> f64| {
+        let spread = |f: fn(&crate::metrics::latency::RunLatency) -> f64| {
             Spread::of(&runs.iter().map(f).collect::<Vec<_>>()).expect("at least one run")
         };
         let p99 = spread(|l| l.p99_ms);
@@ -130,7 +130,7 @@ pub fn run(bench: &Bench) -> anyhow::Result<Section> {
          due (the end of its tick on the wall clock) to every output having caught up with it \
          (the probe at the dataflow's end on worker 0), so time spent waiting behind a lagging \
          dataflow counts; a row waits up to one tick (10 ms) more before its tick is due. A job \
-         that lags merges the ticks already due into one logical time (`src/coalesce.rs`), so \
+         that lags merges the ticks already due into one logical time (`src/sources/coalesce.rs`), so \
          behind the clock a logical time holds more than one tick, and there are fewer of them. \
          Percentiles are of every logical time of the run, empty ones included.\n\n{table}",
         bench.runs_phrase()

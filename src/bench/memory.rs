@@ -6,9 +6,9 @@
 
 use super::child::{self, arg};
 use super::plot::{Axis, Chart, Series};
+use super::scenario::{Bench, Csv, Plot, Scenario, Section};
 use super::stats::Spread;
-use super::{Bench, Csv, Plot, Scenario, Section};
-use crate::report::Sample;
+use crate::metrics::report::Sample;
 
 /// With retention, the default generator (user updates and all). Without retention, the
 /// source's DataGen (users inserted once): without a horizon every user update re-joins all of

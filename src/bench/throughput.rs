@@ -5,8 +5,8 @@
 
 use super::child::{self, arg, Measured};
 use super::plot::{Axis, Chart, Series};
+use super::scenario::{Bench, Csv, Plot, Scenario, Section};
 use super::stats::Spread;
-use super::{Bench, Csv, Plot, Scenario, Section};
 
 /// How the job's work is laid out.
 #[derive(Clone, Copy, Debug)]

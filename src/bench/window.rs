@@ -5,8 +5,8 @@
 
 use super::child::{self, arg};
 use super::plot::{Axis, Chart, Series};
+use super::scenario::{Bench, Csv, Plot, Scenario, Section};
 use super::stats::Spread;
-use super::{Bench, Csv, Plot, Scenario, Section};
 
 const WINDOWS: [(&str, f64); 3] = [("5s", 5.0), ("1h", 3_600.0), ("1d", 86_400.0)];
 

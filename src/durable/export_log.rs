@@ -17,11 +17,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::error::StateError;
 use super::records::{write_record, RecordReader};
-use super::StateError;
-use crate::dataflows::sink::{ChangeSet, ChangeSink, Materialized, TableRow};
+use crate::model::TableRow;
+use crate::model::Time;
+use crate::sinks::materialized::Materialized;
 use crate::sinks::SinkError;
-use crate::source::Time;
+use crate::sinks::{ChangeSet, ChangeSink};
 
 /// A [`Materialized`] export whose change sets survive the process.
 pub struct DurableExport {
@@ -77,7 +79,7 @@ impl DurableExport {
                     }
                     Ok(None) => break,
                     Err(torn) => {
-                        eprintln!(
+                        tracing::warn!(
                             "{}: dropped a torn last change set at byte {} ({})",
                             path.display(),
                             torn.offset,
@@ -227,7 +229,7 @@ impl ChangeSink for DurableExport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::user;
+    use crate::check::testing::user;
 
     fn row(id: i64, name: &str) -> TableRow {
         TableRow::User(user(id, name, 1, "r"))

@@ -12,7 +12,7 @@ use timely::dataflow::operators::vec::input::Handle as InputHandle;
 use timely::dataflow::operators::vec::{Broadcast, Input as _};
 use timely::dataflow::operators::Inspect;
 
-use crate::source::Time;
+use crate::model::Time;
 
 /// Worker 0's side publishes; every worker's side reads the latest value.
 pub struct ProgressFeed {

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::StateError;
 use super::records::sync_dir;
-use super::StateError;
 
 /// The job file of a state dir.
 const JOB_FILE: &str = "job.json";

@@ -19,11 +19,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::error::StateError;
 use super::records::{sync_dir, write_record, RecordReader};
 use super::snapshot::{self, Fold, Snapshot};
-use super::StateError;
-use crate::retention::Retention;
-use crate::source::{SourcePosition, Tick, Time};
+use crate::model::Time;
+use crate::operators::retention::Retention;
+use crate::sources::{SourcePosition, Tick};
 
 /// A checkpoint is due after this many logged rows even before its interval has passed: it
 /// bounds the change sets the sinks hold back until their input is durable.
@@ -253,7 +254,7 @@ impl WorkerLog {
             time,
             position: &position,
         })?;
-        crate::faults::point("checkpoint");
+        fault_point!("checkpoint");
         let (sequence, writer, bytes) = self.open.take().expect("written above");
         let path = segment_path(&self.dir, sequence);
         let file = writer
@@ -552,7 +553,7 @@ fn fold(dir: &Path, retention: Retention, segments: &[Closed]) -> Result<u64, St
     }
     let snapshot = state.finish(last.time, last.sequence, last.position.clone());
     let bytes = snapshot::write(dir, &snapshot)?;
-    crate::faults::point("fold");
+    fault_point!("fold");
     for segment in segments {
         std::fs::remove_file(&segment.path)
             .map_err(|source| StateError::io(&segment.path, source))?;
@@ -564,7 +565,7 @@ fn fold(dir: &Path, retention: Retention, segments: &[Closed]) -> Result<u64, St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{reading, user};
+    use crate::check::testing::{reading, user};
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("gridflow-log-{name}-{}", std::process::id()));

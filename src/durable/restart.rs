@@ -6,9 +6,10 @@
 //! logical time instead of one per tick, each key's last upsert winning), and only the logged
 //! ticks after it, which the sinks have not applied, keep their own times.
 
+use super::error::StateError;
 use super::log::Recovered;
-use super::StateError;
-use crate::source::{last_upsert_wins, Tick, Time, Upsert};
+use crate::model::Time;
+use crate::sources::{last_upsert_wins, Tick, Upsert};
 
 /// The ticks worker `worker` feeds on a restart, given how far every sink has `committed`
 /// (`Time::MAX` when the job has no sink): the first is the collapsed tick, at the smaller
@@ -61,9 +62,9 @@ pub fn replay_ticks(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::testing::{reading, user};
     use crate::durable::snapshot::Snapshot;
-    use crate::source::SourcePosition;
-    use crate::testing::{reading, user};
+    use crate::sources::SourcePosition;
 
     fn tick(time: Time, id: i64, amount: i64) -> Tick {
         Tick {

@@ -5,7 +5,7 @@
 //! way the ODS layer maintains its tables: the last row of every key wins, a delete removes
 //! it, and under retention (SPEC §4a) a consumption row arriving for a frozen window is not
 //! applied, and the rows of windows frozen by the snapshot's time are dropped — exactly what
-//! [`crate::upsert`] does inside the dataflow, so the state stays bounded by retention.
+//! [`crate::operators::upsert`] does inside the dataflow, so the state stays bounded by retention.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -14,11 +14,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::error::StateError;
 use super::records::{sync_dir, write_record, RecordReader};
-use super::StateError;
-use crate::retention::Retention;
-use crate::rows::{Consumption, ConsumptionId, User, UserId};
-use crate::source::{SourcePosition, Tick, Time};
+use crate::model::rows::{Consumption, ConsumptionId, User, UserId};
+use crate::model::Time;
+use crate::operators::retention::Retention;
+use crate::sources::{SourcePosition, Tick};
 
 /// Rows per record of a snapshot file, so no record holds the whole state.
 const ROWS_PER_RECORD: usize = 16_384;
@@ -300,7 +301,7 @@ impl Fold {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{reading as consumption, user};
+    use crate::check::testing::{reading as consumption, user};
 
     fn retention(horizon: Option<i64>) -> Retention {
         Retention {

@@ -5,7 +5,7 @@ use postgres::types::{ToSql, Type};
 use postgres::Row;
 use rust_decimal::Decimal;
 
-use super::{
+use super::queries::{
     format_decimal, format_timestamp, normalize_text, BusinessQuery, CellKind, Parameter,
     QueryError, QueryOptions,
 };

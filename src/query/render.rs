@@ -6,7 +6,7 @@ use clap::ValueEnum;
 use comfy_table::presets::ASCII_MARKDOWN;
 use comfy_table::{CellAlignment, Table};
 
-use super::ResultTable;
+use super::queries::ResultTable;
 
 /// How `gridflow query` prints its result.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

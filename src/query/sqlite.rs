@@ -5,9 +5,9 @@ use std::path::Path;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, ToSql};
 
-use super::{
-    decimal_functions, normalize_text, BusinessQuery, Parameter, QueryError, QueryOptions,
-    TIMESTAMP_FORMAT,
+use super::decimal_functions;
+use super::queries::{
+    normalize_text, BusinessQuery, Parameter, QueryError, QueryOptions, TIMESTAMP_FORMAT,
 };
 
 /// Runs `query` on the file at `path`; the rows come back as formatted cells.

@@ -13,10 +13,12 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
+use super::database::{Database, DatabaseSink};
 use super::net::Net;
-use super::{Database, DatabaseSink, SinkError};
-use crate::dataflows::sink::{ChangeSet, ChangeSink, TableRow};
-use crate::source::Time;
+use super::SinkError;
+use crate::model::TableRow;
+use crate::model::Time;
+use crate::sinks::{ChangeSet, ChangeSink};
 
 /// Row changes the pending set may hold before the dataflow's thread merges it by key; if it
 /// still holds more than half as many after merging (that many distinct keys changed while the
@@ -252,9 +254,10 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+    use crate::sinks::database::tests::{stats, write_in_order, Tables};
+    use crate::sinks::keys::key_of;
     use crate::sinks::net::NetOp;
-    use crate::sinks::tests::{stats, write_in_order, Tables};
-    use crate::sinks::{key_of, SinkError};
+    use crate::sinks::SinkError;
 
     /// One operation a transaction wrote: `i`, `u` or `d`, the row, and its stamp (0 for a delete).
     type Written = (char, TableRow, Time);
@@ -353,13 +356,13 @@ mod tests {
         fn acquire(
             &mut self,
             _: &str,
-            _: crate::rows::Millis,
+            _: crate::model::rows::Millis,
             _: Option<&str>,
         ) -> Result<bool, SinkError> {
             Ok(true)
         }
 
-        fn holder(&mut self) -> Result<Option<(String, crate::rows::Millis)>, SinkError> {
+        fn holder(&mut self) -> Result<Option<(String, crate::model::rows::Millis)>, SinkError> {
             Ok(None)
         }
 

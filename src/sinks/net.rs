@@ -12,9 +12,10 @@
 
 use std::cmp::Ordering;
 
-use super::{is_sunk, key_of};
-use crate::dataflows::sink::{ChangeSet, TableRow};
-use crate::source::Time;
+use super::keys::{is_sunk, key_of};
+use crate::model::TableRow;
+use crate::model::Time;
+use crate::sinks::ChangeSet;
 
 /// What the merged times do to one key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,11 +178,11 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::rows::{Text, UserRanking};
-    use crate::sinks::tests::{write_in_order, Tables};
+    use crate::model::rows::{Text, UserRanking};
+    use crate::sinks::database::tests::{write_in_order, Tables};
 
     fn stats(region_id: i32, total: i64) -> TableRow {
-        crate::sinks::tests::stats(region_id, 0, total)
+        crate::sinks::database::tests::stats(region_id, 0, total)
     }
 
     fn ranking(user_id: i64, ranking: i64) -> TableRow {
@@ -252,7 +253,10 @@ mod tests {
             (2, vec![(new.clone(), 1)]),
             (
                 3,
-                vec![(TableRow::User(crate::testing::user(1, "u", 1, "r")), 1)],
+                vec![(
+                    TableRow::User(crate::check::testing::user(1, "u", 1, "r")),
+                    1,
+                )],
             ),
         ]);
         assert_eq!(

@@ -14,13 +14,14 @@ use std::io::Write;
 
 use postgres::{Client, NoTls, Statement};
 
+use super::database::{progress_sql, Database, SINK_NAME};
 use super::net::NetOp;
 use super::tables::{table_and_values, Kind, Table, Value, ALL};
-use super::{progress_sql, Database, SinkError, SINK_NAME};
-use crate::rows::Millis;
-use crate::runtime::now_millis;
-use crate::source::Time;
-use crate::values::format_millis;
+use super::{describe, SinkError};
+use crate::model::now_millis;
+use crate::model::rows::Millis;
+use crate::model::values::format_millis;
+use crate::model::Time;
 
 /// How the sink's sessions show in `pg_stat_activity`: this, a slash and the schema written.
 pub const APPLICATION_NAME: &str = "gridflow-sink";
@@ -62,18 +63,6 @@ fn column_type(kind: Kind) -> &'static str {
         Kind::Text => "TEXT",
         Kind::Decimal => "NUMERIC(20,2)",
         Kind::Timestamp | Kind::Stamp => "TIMESTAMP(3)",
-    }
-}
-
-/// A PostgreSQL error as a person needs it: the server's own message where there is one (the
-/// client's `Display` says only "db error"), else the client's error and its cause.
-pub fn describe(error: &postgres::Error) -> String {
-    if let Some(db) = error.as_db_error() {
-        return db.to_string();
-    }
-    match std::error::Error::source(error) {
-        Some(cause) => format!("{error}: {cause}"),
-        None => error.to_string(),
     }
 }
 
@@ -362,9 +351,9 @@ impl Database for Postgres {
         if advanced != 1 {
             return Err(SinkError::Fenced);
         }
-        crate::faults::point("commit");
+        fault_point!("commit");
         transaction.commit()?;
-        crate::faults::point("committed");
+        fault_point!("committed");
         Ok(())
     }
 }

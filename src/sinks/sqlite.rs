@@ -12,13 +12,14 @@ use std::path::Path;
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql};
 
+use super::database::{progress_sql, Database, SINK_NAME};
 use super::net::NetOp;
 use super::tables::{table_and_values, Kind, Table, Value, ALL};
-use super::{progress_sql, Database, SinkError, SINK_NAME};
-use crate::rows::Millis;
-use crate::runtime::now_millis;
-use crate::source::Time;
-use crate::values::{format_cents, format_millis};
+use super::SinkError;
+use crate::model::now_millis;
+use crate::model::rows::Millis;
+use crate::model::values::{format_cents, format_millis};
+use crate::model::Time;
 
 /// A progress statement in SQLite's form.
 fn progress_statement(sql: &str) -> String {
@@ -232,9 +233,9 @@ impl Database for Sqlite {
         if advanced != 1 {
             return Err(SinkError::Fenced);
         }
-        crate::faults::point("commit");
+        fault_point!("commit");
         transaction.commit()?;
-        crate::faults::point("committed");
+        fault_point!("committed");
         Ok(())
     }
 }

@@ -2,9 +2,9 @@
 //! their kinds, keys, and each row's values — so the export and every database backend render
 //! their files and SQL from the same description.
 
-use crate::dataflows::sink::TableRow;
-use crate::export::dashboard_id;
-use crate::rows::Millis;
+use crate::model::rows::Millis;
+use crate::model::values::dashboard_id;
+use crate::model::TableRow;
 
 /// What a column holds; each backend maps it to its own type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 use foldhash::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
-use crate::rows::{Millis, RegionId, UserId};
-use crate::source::Time;
-use crate::values::format_millis;
+use crate::model::rows::{Millis, RegionId, UserId};
+use crate::model::values::format_millis;
+use crate::model::Time;
 
 /// How many corrections the log keeps (the newest).
 pub const KEPT: usize = 200;

@@ -22,13 +22,13 @@ use super::corrections::{
     correction, corrects, SharedCorrections, Tally, TimeTally, UserChange, UserSide,
 };
 use super::live::{is_recent, RegionDelta, SharedLive, TOP_USERS};
-use crate::dataflows::dws::Member;
-use crate::dataflows::sink::TableRow;
-use crate::dataflows::{Indexed, Table};
-use crate::earliest::Earliest;
 use crate::metrics::Metrics;
-use crate::rows::{Dashboard, Dim, Millis, RegionId, User, UserId, UserRanking};
-use crate::source::Time;
+use crate::model::rows::Member;
+use crate::model::rows::{Dashboard, Dim, Millis, RegionId, User, UserId, UserRanking};
+use crate::model::TableRow;
+use crate::model::Time;
+use crate::operators::earliest::Earliest;
+use crate::operators::{Indexed, Table};
 
 /// What a worker sends the live dashboard: a region's summed changes, or a row of the latest
 /// windows, with its logical time.
@@ -49,17 +49,19 @@ enum LiveUpdate {
 /// - **Corrections**: each worker holds the user changes (all of them, broadcast) and folds its
 ///   own effects of each time ([`TimeTally`]) until the time is complete; effects of a time
 ///   without user changes are dropped as soon as the users' frontier shows there are none.
-#[allow(clippy::too_many_arguments)]
+///
+/// `views` holds the shared live dashboard and corrections on the worker that keeps them
+/// (worker 0 of the UI's process) and nothing on every other worker.
 pub fn monitor<'scope>(
     users: Indexed<'scope, UserId, User>,
     members: Table<'scope, ((Millis, RegionId), Member)>,
     rankings: Table<'scope, UserRanking>,
     dashboards: Table<'scope, Dashboard>,
     window_length: Millis,
-    live: Option<SharedLive>,
-    log: Option<SharedCorrections>,
+    views: super::Monitor,
     metrics: Arc<Metrics>,
 ) {
+    let (live, log) = (views.live, views.corrections);
     let changes = users
         .as_collection(|&user_id, user| {
             let dim = Dim::of(Some(user));

@@ -16,11 +16,11 @@ use serde::Serialize;
 
 use serde::Deserialize;
 
-use crate::dataflows::sink::TableRow;
-use crate::export::dashboard_id;
-use crate::rows::{Cents, Dashboard, Millis, RegionId, UserRanking, UNKNOWN_REGION_ID};
-use crate::source::Time;
-use crate::values::{format_cents, format_millis};
+use crate::model::rows::{Cents, Dashboard, Millis, RegionId, UserRanking, UNKNOWN_REGION_ID};
+use crate::model::values::dashboard_id;
+use crate::model::values::{format_cents, format_millis};
+use crate::model::TableRow;
+use crate::model::Time;
 
 /// How many windows the view keeps rows of: those starting within this many window lengths of
 /// the newest window (the newest included).

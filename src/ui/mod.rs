@@ -4,6 +4,8 @@
 //! and the dataflow's graph ([`dataflow_log`]), and the two pages that show them ([`pages`]).
 //! It only reads: the shared [`Metrics`] and what the dataflow's exits and loggers publish, so a
 //! slow client never slows the dataflow.
+//!
+//! May use: the model, the operators and the metrics.
 
 pub mod corrections;
 pub mod dataflow_log;
@@ -25,10 +27,20 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::latency::Percentiles;
+use crate::metrics::latency::Percentiles;
 use crate::metrics::{peak_memory_bytes, Metrics, MetricsSnapshot};
-use crate::runtime::Monitor;
 use gather::{totals, JobCounters};
+
+/// What the web UI reads from inside the dataflow: worker 0 keeps the live dashboard and the
+/// corrections ([`exits`]); every local worker's loggers sum up the dataflow's work
+/// ([`dataflow_log`]). A worker that keeps none of them still builds the exits when the job has
+/// a UI (every process builds the same dataflow).
+#[derive(Clone, Debug, Default)]
+pub struct Monitor {
+    pub live: Option<live::SharedLive>,
+    pub corrections: Option<corrections::SharedCorrections>,
+    pub dataflow: Option<dataflow_log::SharedDataflow>,
+}
 
 /// What the job is, as `/api/job` shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -234,7 +246,7 @@ impl Ui {
                         })
                         .await;
                     if let Err(error) = served {
-                        eprintln!("the web UI stopped: {error}");
+                        tracing::warn!("the web UI stopped: {error}");
                     }
                 });
             })?;
@@ -322,7 +334,7 @@ async fn metrics(State(state): State<Arc<UiState>>) -> impl IntoResponse {
     let counters = state.job_counters();
     Json(MetricsResponse {
         caught_up_lag_ms: (counters.caught_up_time > 0)
-            .then(|| crate::runtime::now_millis() - counters.caught_up_time as i64),
+            .then(|| crate::model::now_millis() - counters.caught_up_time as i64),
         counters,
         processes: state.process_counters(),
         latency: state.metrics.latency.percentiles(),

@@ -10,7 +10,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::latency::Percentiles;
+use crate::metrics::latency::Percentiles;
 use crate::metrics::{peak_memory_bytes, MetricsSnapshot};
 
 /// The counters (each gets `_total`): name, help, value.
