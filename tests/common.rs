@@ -99,8 +99,14 @@ pub fn run_and_export_with(
         monitor: None,
     };
     let metrics = Arc::new(Metrics::default());
-    let outcome =
-        run(config, source, Some(Materialized::default), metrics.clone()).expect("the run fails");
+    let retention = config.retention;
+    let outcome = run(
+        config,
+        source,
+        Some(move || Materialized::under(retention)),
+        metrics.clone(),
+    )
+    .expect("the run fails");
     let sink = outcome.sink.expect("worker 0 returns its sink");
     assert!(
         sink.violations.is_empty(),

@@ -487,3 +487,116 @@ fn constraint_error_stops_the_job(name: &str, workers: &str) {
         .get(0);
     assert_eq!(dashboards, 0);
 }
+
+/// A run of the generator into PostgreSQL through `url` and into an export.
+fn run_through(url: &str, schema: &str, name: &str) -> (std::process::Output, std::path::PathBuf) {
+    let export = scratch_dir(&format!("{name}_export"));
+    let output = gridflow(&scratch_dir(&format!("{name}_state")))
+        .args(["run", "--status-interval", "0", "--clock", "simulated"])
+        .args(["--seed", "3", "--consumptions", "2000"])
+        .args(["--sink", url, "--sink-schema", schema])
+        .arg("--export")
+        .arg(&export)
+        .output()
+        .unwrap();
+    (output, export)
+}
+
+#[test]
+fn the_postgresql_sink_opens_through_a_connection_cut_while_it_opens() {
+    let mut schema = ScratchSchema::new("open_cut");
+    let proxy = crate::cut_proxy::start(&postgres_url(), 1);
+    let url = crate::cut_proxy::through(&postgres_url(), &proxy);
+    let (output, export) = run_through(&url, &schema.name, "sink_open_cut");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("opening the sink failed") && stderr.contains("retry 1 of 3"),
+        "{stderr}"
+    );
+    assert!(proxy.accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert_postgres_tables_equal_the_export(
+        &mut schema.client,
+        &schema.name,
+        &export,
+        "after its connection was cut while it opened",
+    );
+}
+
+#[test]
+fn a_postgresql_sink_that_cannot_be_opened_after_its_retries_stops_the_job_with_exit_4() {
+    let schema = ScratchSchema::new("open_never");
+    let proxy = crate::cut_proxy::start(&postgres_url(), usize::MAX);
+    let url = crate::cut_proxy::through(&postgres_url(), &proxy);
+    let (output, _) = run_through(&url, &schema.name, "sink_open_never");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: cannot open the PostgreSQL sink: the sink cannot be opened")
+            && last.contains("after 3 retries"),
+        "{stderr}"
+    );
+    assert_eq!(proxy.accepted.load(std::sync::atomic::Ordering::SeqCst), 4);
+}
+
+#[test]
+fn a_sink_failing_in_process_0_stops_every_process_of_a_wall_clock_job_with_its_exit_code() {
+    let mut schema = ScratchSchema::new("processes_fail");
+    let url = postgres_url();
+    let first_state = scratch_dir("processes_fail_first_state");
+    replay_into_sink(&url, &first_state, &["--sink-schema", &schema.name]);
+    schema
+        .client
+        .batch_execute(&format!(
+            "TRUNCATE {s}.dws_region_daily_stats, {s}.dws_user_ranking, {s}.ads_power_dashboard;
+             DELETE FROM {s}.gridflow_progress;
+             ALTER TABLE {s}.ads_power_dashboard ADD CONSTRAINT tiny CHECK (total_consumption < 1)",
+            s = schema.name
+        ))
+        .unwrap();
+    let cluster = scratch_dir("processes_fail");
+    let hostfile = cluster.join("hosts");
+    let ports = [crate::processes::free_port(), crate::processes::free_port()];
+    let hosts = format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]);
+    std::fs::write(&hostfile, hosts).unwrap();
+    // A wall-clock job runs until it is stopped: only the failure can end it.
+    let processes: Vec<std::process::Child> = (0..2)
+        .map(|process| {
+            gridflow(&cluster.join("state"))
+                .args(["run", "--status-interval", "0", "--clock", "wall"])
+                .args(["--consumption-rate", "50", "--checkpoint-interval", "200ms"])
+                .args(["--sink", &url, "--sink-schema", &schema.name])
+                .args(["-n", "2", "-p", &process.to_string(), "--hostfile"])
+                .arg(&hostfile)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let mut outputs = Vec::new();
+    for mut process in processes {
+        // The sink gives up after its retries (1 + 2 + 4 s); every process stops soon after.
+        while process.try_wait().unwrap().is_none() && started.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = process.kill();
+        outputs.push(process.wait_with_output().unwrap());
+    }
+    for (process, output) in outputs.iter().enumerate() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(4), "process {process}: {stderr}");
+        assert!(!stderr.contains("panicked"), "process {process}: {stderr}");
+    }
+    let last = |output: &std::process::Output| {
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        stderr.lines().last().unwrap_or_default().to_string()
+    };
+    assert!(last(&outputs[0]).starts_with("error: the sink stopped"));
+    assert!(
+        last(&outputs[1]).starts_with("error: process 0 of the job failed: the sink stopped"),
+        "{}",
+        last(&outputs[1])
+    );
+}

@@ -8,11 +8,13 @@
 --   psql "$DATABASE_URL" -v window='5 seconds' \
 --        -c 'SET search_path TO my_schema' -f docs/queries/layers.sql
 --
--- Inputs (created by gridflow's loader, `src/oracle/postgres.rs`):
+-- Inputs (created by gridflow's loader, `src/check/oracle.rs`):
 --   ods_power_user          the current user rows (key user_id)
 --   ods_power_consumption   the current consumption rows of live windows (key consumption_id)
 --   dwd_frozen_detail       with retention (SPEC §4a), the detail rows of frozen windows as they
---                           were when each froze; empty without retention
+--                           were when each froze, and whether the DWD table still holds each
+--                           (`kept`: false once a live row of its consumption id replaced it;
+--                           the frozen window's DWS rows still count it); empty without retention
 -- Outputs: dwd_power_consumption_detail, dws_region_daily_stats, dws_user_ranking,
 -- ads_power_dashboard (processing-time columns left out). Windows are aligned to
 -- 1970-01-01 00:00:00; timestamps are UTC without a time zone.
@@ -21,7 +23,8 @@ DROP TABLE IF EXISTS ads_power_dashboard, dws_user_ranking, dws_region_daily_sta
     dws_peak_hour, dwd_power_consumption_detail;
 
 -- DWD: every consumption row LEFT JOINed with the current row of its user, plus the frozen
--- windows' rows (a window is either live or frozen, never both).
+-- windows' rows as they froze (a window is either live or frozen, never both). The DWS and ADS
+-- layers group all of these; the table keeps only the `kept` ones (see its end).
 CREATE TABLE dwd_power_consumption_detail AS
 SELECT c.consumption_id,
        c.user_id,
@@ -31,12 +34,13 @@ SELECT c.consumption_id,
        c.consumption_date,
        COALESCE(u.region_id, 0)            AS region_id,
        COALESCE(u.region_name, '未知地区') AS region_name,
-       COALESCE(u.usage_type, '未知')      AS usage_type
+       COALESCE(u.usage_type, '未知')      AS usage_type,
+       TRUE                                AS kept
 FROM ods_power_consumption AS c
 LEFT JOIN ods_power_user AS u ON c.user_id = u.user_id
 UNION ALL
 SELECT consumption_id, user_id, user_name, consumption_amount, consumption_cost,
-       consumption_date, region_id, region_name, usage_type
+       consumption_date, region_id, region_name, usage_type, kept
 FROM dwd_frozen_detail;
 
 -- DWS: per region and window. The source groups by region_name too; gridflow keeps one row per
@@ -96,3 +100,8 @@ FROM dws_region_daily_stats AS r
 JOIN dws_peak_hour AS p ON p.region_id = r.region_id AND p.stat_date = r.stat_date
 JOIN dws_user_ranking AS t
   ON t.region_id = r.region_id AND t.stat_date = r.stat_date AND t.ranking = 1;
+
+-- DWD as a keyed table: one row per consumption id, a frozen row gone once a live row of its id
+-- replaced it (its frozen window's DWS and ADS rows, computed above, still count it).
+DELETE FROM dwd_power_consumption_detail WHERE NOT kept;
+ALTER TABLE dwd_power_consumption_detail DROP COLUMN kept;

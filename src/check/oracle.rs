@@ -72,14 +72,15 @@ fn check_schema(schema: &str) -> Result<(), OracleError> {
 }
 
 /// Creates `schema` if absent and (re)creates the ODS tables in it, filled with `users`,
-/// `consumption` and, under retention, the detail rows frozen windows kept (`frozen`, empty
-/// without retention). Leaves the client's `search_path` at `schema`.
+/// `consumption` and, under retention, the detail rows frozen windows kept as each froze
+/// (`frozen`, empty without retention), each with whether the DWD table still holds it (a live
+/// row of its id replaces it, SPEC §4a). Leaves the client's `search_path` at `schema`.
 pub fn load_ods<'a>(
     client: &mut Client,
     schema: &str,
     users: impl IntoIterator<Item = &'a User>,
     consumption: impl IntoIterator<Item = &'a Consumption>,
-    frozen: impl IntoIterator<Item = &'a Detail>,
+    frozen: impl IntoIterator<Item = (&'a Detail, bool)>,
 ) -> Result<Loaded, OracleError> {
     check_schema(schema)?;
     let started = Instant::now();
@@ -102,7 +103,7 @@ pub fn load_ods<'a>(
                  consumption_id BIGINT NOT NULL, user_id BIGINT NOT NULL, user_name TEXT NOT NULL,
                  consumption_amount DECIMAL(10,2) NOT NULL, consumption_cost DECIMAL(10,2) NOT NULL,
                  consumption_date TIMESTAMP(3) NOT NULL, region_id INT NOT NULL,
-                 region_name TEXT NOT NULL, usage_type TEXT NOT NULL);"
+                 region_name TEXT NOT NULL, usage_type TEXT NOT NULL, kept BOOLEAN NOT NULL);"
         ))
         .map_err(failed("creating the ODS tables"))?;
     let mut rows = 0;
@@ -127,7 +128,7 @@ pub fn load_ods<'a>(
         optional(line, c.meter_reading_after, decimal);
         text(line, c.remark.as_deref());
     })?;
-    rows += copy(client, "dwd_frozen_detail", frozen, |d, line| {
+    rows += copy(client, "dwd_frozen_detail", frozen, |(d, kept), line| {
         integer(line, d.fact.consumption_id);
         integer(line, d.fact.user_id);
         text(line, Some(&d.dim.user_name));
@@ -137,6 +138,7 @@ pub fn load_ods<'a>(
         integer(line, d.dim.region_id);
         text(line, Some(&d.dim.region_name));
         text(line, Some(&d.dim.usage_type));
+        text(line, Some(if kept { "t" } else { "f" }));
     })?;
     client
         .batch_execute("ANALYZE ods_power_user, ods_power_consumption, dwd_frozen_detail")
@@ -216,11 +218,11 @@ pub fn read_table(
 
 /// Streams `rows` into `table` with COPY (text format), each rendered by `write` one field at
 /// a time (every field followed by a tab; the last tab becomes the line's end).
-fn copy<'a, T: 'a>(
+fn copy<I>(
     client: &mut Client,
     table: &str,
-    rows: impl IntoIterator<Item = &'a T>,
-    write: impl Fn(&T, &mut String),
+    rows: impl IntoIterator<Item = I>,
+    write: impl Fn(I, &mut String),
 ) -> Result<u64, OracleError> {
     let mut writer = client
         .copy_in(format!("COPY {table} FROM STDIN").as_str())

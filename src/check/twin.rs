@@ -13,7 +13,7 @@ use crate::model::rows::{
     average_cents, hour_of_day, window_start, Cents, Consumption, ConsumptionId, Dashboard, Detail,
     Dim, Fact, Millis, RegionId, RegionStats, User, UserId, UserRanking,
 };
-use crate::model::Warehouse;
+use crate::model::{TableRow, Warehouse};
 
 /// Recomputes every layer from the ODS state (users by user_id, consumption by consumption_id),
 /// windows of `window` ms.
@@ -55,8 +55,17 @@ pub struct RetainedJob {
     /// come first.
     by_window: BTreeMap<Millis, BTreeSet<ConsumptionId>>,
     /// The rows of frozen windows, as they were at the last tick before each froze, in the
-    /// order the windows froze (unsorted: [`RetainedJob::tables`] sorts).
+    /// order the windows froze (unsorted: [`RetainedJob::tables`] sorts) — the ODS and DWD rows
+    /// that live rows of their ids replaced included.
     frozen: Warehouse,
+    /// The positions in `frozen` of each id's frozen ODS and DWD rows still in the tables.
+    kept_frozen: BTreeMap<ConsumptionId, (usize, usize)>,
+    /// The positions in `frozen` of the ODS and DWD rows live rows of their ids replaced.
+    replaced: (BTreeSet<usize>, BTreeSet<usize>),
+    /// The changes of the frozen rows not taken yet ([`RetainedJob::take_frozen_changes`]), in
+    /// order: rows of windows as they froze (+1), and the ODS and DWD rows of ids that came
+    /// back (-1).
+    frozen_changes: Vec<(TableRow, isize)>,
     /// Arriving consumption rows whose window was already frozen.
     pub expired: u64,
 }
@@ -71,6 +80,9 @@ impl RetainedJob {
             live: BTreeMap::new(),
             by_window: BTreeMap::new(),
             frozen: Warehouse::default(),
+            kept_frozen: BTreeMap::new(),
+            replaced: (BTreeSet::new(), BTreeSet::new()),
+            frozen_changes: Vec::new(),
             expired: 0,
         }
     }
@@ -118,6 +130,20 @@ impl RetainedJob {
         }
         if !freezing.is_empty() {
             let last = recompute(&self.users, &freezing, self.window);
+            let (consumption, details) = (self.frozen.consumption.len(), self.frozen.details.len());
+            for (offset, c) in last.consumption.iter().enumerate() {
+                self.kept_frozen.entry(c.consumption_id).or_default().0 = consumption + offset;
+            }
+            for (offset, d) in last.details.iter().enumerate() {
+                self.kept_frozen.entry(d.fact.consumption_id).or_default().1 = details + offset;
+            }
+            let changes = &mut self.frozen_changes;
+            let gained = last.consumption.iter().cloned().map(TableRow::Consumption);
+            let gained = gained.chain(last.details.iter().cloned().map(TableRow::Detail));
+            let gained = gained.chain(last.region_stats.iter().cloned().map(TableRow::RegionStats));
+            let gained = gained.chain(last.rankings.iter().cloned().map(TableRow::Ranking));
+            let gained = gained.chain(last.dashboards.iter().cloned().map(TableRow::Dashboard));
+            changes.extend(gained.map(|row| (row, 1)));
             let frozen = &mut self.frozen;
             frozen.consumption.extend(last.consumption);
             frozen.details.extend(last.details);
@@ -142,6 +168,7 @@ impl RetainedJob {
                 Some(c) if self.frozen_at(c.consumption_date, time) => self.expired += 1,
                 Some(c) => {
                     self.remove_live(id);
+                    self.replace_frozen(id);
                     let start = window_start(c.consumption_date, self.window);
                     self.by_window.entry(start).or_default().insert(id);
                     self.live.insert(id, c.clone());
@@ -149,6 +176,20 @@ impl RetainedJob {
                 None => self.remove_live(id),
             }
         }
+    }
+
+    /// Outside the dataflow every table stays keyed: a live row of an id whose row froze
+    /// replaces the frozen ODS and DWD rows (SPEC §4a).
+    fn replace_frozen(&mut self, id: ConsumptionId) {
+        let Some((consumption, detail)) = self.kept_frozen.remove(&id) else {
+            return;
+        };
+        self.replaced.0.insert(consumption);
+        self.replaced.1.insert(detail);
+        let changes = &mut self.frozen_changes;
+        let row = self.frozen.consumption[consumption].clone();
+        changes.push((TableRow::Consumption(row), -1));
+        changes.push((TableRow::Detail(self.frozen.details[detail].clone()), -1));
     }
 
     /// Removes a live consumption row, if there is one.
@@ -165,14 +206,19 @@ impl RetainedJob {
     }
 
     /// Every table after the last tick, each sorted as [`recompute`] sorts them: the tables of
-    /// the live state and the rows frozen windows kept.
+    /// the live state and the rows frozen windows kept — but for the ODS and DWD rows that live
+    /// rows of their ids replaced (every table stays keyed, SPEC §4a).
     pub fn tables(&self) -> Warehouse {
         let mut tables = self.live_tables();
         let frozen = &self.frozen;
+        let replaced = &self.replaced.0;
+        let consumption = frozen.consumption.iter().enumerate();
+        let consumption = consumption.filter(|(position, _)| !replaced.contains(position));
         tables
             .consumption
-            .extend(frozen.consumption.iter().cloned());
-        tables.details.extend(frozen.details.iter().cloned());
+            .extend(consumption.map(|(_, row)| row.clone()));
+        let details = self.frozen_details().filter(|(_, kept)| *kept);
+        tables.details.extend(details.map(|(row, _)| row.clone()));
         tables
             .region_stats
             .extend(frozen.region_stats.iter().cloned());
@@ -191,9 +237,25 @@ impl RetainedJob {
         recompute(&self.users, &self.live, self.window)
     }
 
-    /// The rows frozen windows kept, in the order the windows froze; only ever appended to.
+    /// The rows frozen windows kept, as each window froze, in the order they froze — the ODS
+    /// and DWD rows live rows of their ids replaced since included: what the frozen windows'
+    /// DWS and ADS rows were computed from.
     pub fn frozen(&self) -> &Warehouse {
         &self.frozen
+    }
+
+    /// The frozen windows' DWD rows, each with whether the table still holds it (a live row of
+    /// its id has not replaced it).
+    pub fn frozen_details(&self) -> impl Iterator<Item = (&Detail, bool)> {
+        let replaced = &self.replaced.1;
+        let details = self.frozen.details.iter().enumerate();
+        details.map(move |(position, detail)| (detail, !replaced.contains(&position)))
+    }
+
+    /// The changes of [`RetainedJob::frozen`] since the last call, in order: rows of windows as
+    /// they froze (+1), and ODS and DWD rows live rows of their ids replaced (-1).
+    pub fn take_frozen_changes(&mut self) -> Vec<(TableRow, isize)> {
+        std::mem::take(&mut self.frozen_changes)
     }
 
     /// The maintained ODS state: the current users.
@@ -214,6 +276,11 @@ impl RetainedJob {
     /// The size of the windows, in milliseconds.
     pub fn window(&self) -> Millis {
         self.window
+    }
+
+    /// How long after its end a window stays live (`None`: forever).
+    pub fn horizon(&self) -> Option<Millis> {
+        self.horizon
     }
 }
 

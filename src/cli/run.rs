@@ -17,9 +17,10 @@ use crate::metrics::report::{RunReport, Sampler};
 use crate::metrics::{peak_memory_bytes, Metrics, MetricsSnapshot};
 use crate::model::values::parse_millis;
 use crate::model::{TableRow, Time};
+use crate::operators::retention::Retention;
 use crate::runtime::{run as run_job, Durability, RunOutcome};
 use crate::sinks::background::Background;
-use crate::sinks::database::{Database, DatabaseSink};
+use crate::sinks::database::{connect_retrying, Database, DatabaseSink};
 use crate::sinks::export::{write_errors, write_warehouse};
 use crate::sinks::materialized::Materialized;
 use crate::sinks::postgres::Postgres;
@@ -55,7 +56,14 @@ pub fn run(mut args: RunArgs) -> Result<(), CommandError> {
     ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))?;
     let metrics = Arc::new(Metrics::default());
     let checkpoint_interval = Duration::from_millis(args.checkpoint_interval as u64);
-    let sinks = open_sinks(&args, &job, state.as_ref(), replaced, &metrics)?;
+    let sinks = open_sinks(
+        &args,
+        &job,
+        state.as_ref(),
+        replaced,
+        &metrics,
+        config.retention,
+    )?;
     config.durability = state.map(|state| Durability {
         state: Arc::new(state),
         checkpoint_interval,
@@ -201,6 +209,7 @@ fn open_sinks(
     state: Option<&StateDir>,
     replaced: Option<String>,
     metrics: &Arc<Metrics>,
+    retention: Retention,
 ) -> Result<Sinks, CommandError> {
     let mut committed = Vec::new();
     let target = args.sink_target()?;
@@ -243,12 +252,13 @@ fn open_sinks(
         .transpose()?;
     let export = match (&args.export, state) {
         (None, _) => None,
-        (Some(_), None) => Some(Export::Plain(Materialized::default())),
+        (Some(_), None) => Some(Export::Plain(Materialized::under(retention))),
         (Some(_), Some(state)) => {
             let export_committed = Arc::new(AtomicU64::new(0));
             committed.push(export_committed.clone());
             let interval = Duration::from_millis(args.checkpoint_interval as u64);
-            let export = DurableExport::open(&state.export_log(), interval, export_committed)?;
+            let export =
+                DurableExport::open(&state.export_log(), interval, retention, export_committed)?;
             Some(Export::Durable(Box::new(export)))
         }
     };
@@ -270,7 +280,8 @@ fn open_database(
             Err(source) => return Err(CommandError::OpenSqlite { path, source }),
         },
         SinkTarget::Postgres(url) => Some(Box::new(
-            Postgres::connect(&url, schema).map_err(CommandError::OpenPostgres)?,
+            connect_retrying(|| Postgres::connect(&url, schema))
+                .map_err(CommandError::OpenPostgres)?,
         )),
         SinkTarget::None => None,
     })

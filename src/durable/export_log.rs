@@ -21,6 +21,7 @@ use super::error::StateError;
 use super::records::{write_record, RecordReader};
 use crate::model::TableRow;
 use crate::model::Time;
+use crate::operators::retention::Retention;
 use crate::sinks::materialized::Materialized;
 use crate::sinks::SinkError;
 use crate::sinks::{ChangeSet, ChangeSink};
@@ -54,6 +55,13 @@ const COMPACT_MIN_BYTES: u64 = 64 << 20;
 /// Rows per record of a rewritten log.
 const ROWS_PER_RECORD: usize = 65_536;
 
+/// Whether the log keeps every change set, never rewritten as its tables: only for the crash
+/// tests, which read the change sets a job committed back and compare them time by time
+/// (`GRIDFLOW_KEEP_EXPORT_LOG`, in a build with the `test-hooks` feature).
+fn keeps_every_change_set() -> bool {
+    cfg!(feature = "test-hooks") && std::env::var_os("GRIDFLOW_KEEP_EXPORT_LOG").is_some()
+}
+
 /// A change set as written: the same layout as [`ChangeSet`], borrowing its changes.
 #[derive(Serialize)]
 struct ChangeSetRef<'a>(Time, &'a [(TableRow, isize)]);
@@ -63,9 +71,10 @@ impl DurableExport {
     pub fn open(
         path: &Path,
         interval: Duration,
+        retention: Retention,
         committed: Arc<AtomicU64>,
     ) -> Result<DurableExport, StateError> {
-        let mut materialized = Materialized::default();
+        let mut materialized = Materialized::under(retention);
         let mut recovered_upto = None;
         let mut durable_bytes = 0;
         if path.exists() {
@@ -168,6 +177,7 @@ impl DurableExport {
             }
             if self.bytes >= COMPACT_MIN_BYTES
                 && self.bytes >= COMPACT_GROWTH * self.compacted_bytes
+                && !keeps_every_change_set()
             {
                 self.compact()?;
             }
@@ -187,6 +197,18 @@ impl DurableExport {
         self.sync()?;
         Ok(self.materialized)
     }
+}
+
+/// The change sets the export log at `path` holds, in order, up to a torn last one: what a job
+/// committed to its export, change set by change set (a log rewritten as its tables holds them
+/// as one change set at its last time, see [`DurableExport`]).
+pub fn read_change_sets(path: &Path) -> Result<Vec<ChangeSet>, StateError> {
+    let mut reader = RecordReader::open(path).map_err(|source| StateError::io(path, source))?;
+    let mut change_sets = Vec::new();
+    while let Ok(Some(change_set)) = reader.read::<ChangeSet>() {
+        change_sets.push(change_set);
+    }
+    Ok(change_sets)
 }
 
 impl ChangeSink for DurableExport {
@@ -236,7 +258,8 @@ mod tests {
     }
 
     fn open(path: &Path) -> DurableExport {
-        DurableExport::open(path, Duration::ZERO, Arc::new(AtomicU64::new(0))).unwrap()
+        let retention = Retention::unbounded(5_000);
+        DurableExport::open(path, Duration::ZERO, retention, Arc::new(AtomicU64::new(0))).unwrap()
     }
 
     fn tables(export: &DurableExport) -> Vec<(TableRow, isize)> {

@@ -177,15 +177,25 @@ impl<D: Database> DatabaseSink<D> {
             rand::random::<u64>()
         );
         let now = now_millis();
-        if !database.acquire(&owner, now - LEASE_MILLIS, job)? {
-            let (holder, heartbeat) = database.holder()?.unwrap_or_default();
+        // The same owner token on every attempt: a lease taken before a cut connection is ours.
+        let acquired = retrying(&mut database, "taking the sink's lease", |database| {
+            database.acquire(&owner, now - LEASE_MILLIS, job)
+        })?;
+        if !acquired {
+            let (holder, heartbeat) =
+                retrying(&mut database, "reading the sink's lease", Database::holder)?
+                    .unwrap_or_default();
             return Err(SinkError::Held {
                 owner: holder,
                 seconds_ago: (now - heartbeat) as f64 / 1000.0,
                 lease_seconds: LEASE_MILLIS / 1000,
             });
         }
-        let applied_upto = database.progress()?;
+        let applied_upto = retrying(
+            &mut database,
+            "reading the sink's progress",
+            Database::progress,
+        )?;
         Ok(DatabaseSink {
             database,
             owner,
@@ -209,21 +219,29 @@ impl<D: Database> DatabaseSink<D> {
     /// them. Tables of another job, or rows of no recorded job, are an error: a sink never
     /// holds two jobs' rows.
     pub fn adopt(&mut self, job: &str) -> Result<(), SinkError> {
-        match self.database.job()? {
+        let database = &mut self.database;
+        match retrying(database, "reading the sink's job", Database::job)? {
             Some(holder) if holder == job => Ok(()),
             Some(holder) => Err(SinkError::OtherJob { job: holder }),
-            None if self.applied_upto.is_some() || self.database.holds_rows()? => {
+            None if self.applied_upto.is_some()
+                || retrying(database, "reading the sink's tables", Database::holds_rows)? =>
+            {
                 Err(SinkError::OtherJob {
                     job: "rows written without a job id".to_string(),
                 })
             }
-            None => self.database.claim(job, &self.owner),
+            None => retrying(database, "claiming the sink", |database| {
+                database.claim(job, &self.owner)
+            }),
         }
     }
 
     /// Empties the tables and forgets their progress and job (`--reset`).
     pub fn reset(&mut self) -> Result<(), SinkError> {
-        self.database.clear(&self.owner)?;
+        let owner = &self.owner;
+        retrying(&mut self.database, "clearing the sink", |database| {
+            database.clear(owner)
+        })?;
         self.applied_upto = None;
         if let Some(committed) = &self.committed {
             committed.store(0, Ordering::Release);
@@ -320,6 +338,53 @@ impl<D: Database> DatabaseSink<D> {
             );
         }
         Ok(())
+    }
+}
+
+/// Runs `step` against `database`; a failure the server may recover from (see
+/// [`SinkError::may_pass`]) is retried with the backoff of a failed write, on a fresh
+/// connection, up to [`RETRIES`] times. `what` names the step in the log and the final error.
+fn retrying<D: Database, T>(
+    database: &mut D,
+    what: &str,
+    mut step: impl FnMut(&mut D) -> Result<T, SinkError>,
+) -> Result<T, SinkError> {
+    retry(what, database, &mut step, |database| database.reconnect())
+}
+
+/// Connects with `connect`, retrying as [`retrying`] does: a sink opens through a cut or
+/// refused connection, or a server restarting, as its writes go through them.
+pub fn connect_retrying<D>(
+    mut connect: impl FnMut() -> Result<D, SinkError>,
+) -> Result<D, SinkError> {
+    retry("opening the sink", &mut (), |()| connect(), |()| Ok(()))
+}
+
+/// The retry loop of [`retrying`] and [`connect_retrying`]: `attempt`, and `recover` before
+/// each retry (its own failure shows in the next attempt's).
+fn retry<S, T>(
+    what: &str,
+    state: &mut S,
+    mut attempt: impl FnMut(&mut S) -> Result<T, SinkError>,
+    mut recover: impl FnMut(&mut S) -> Result<(), SinkError>,
+) -> Result<T, SinkError> {
+    let mut failures = 0;
+    loop {
+        let error = match attempt(state) {
+            Err(error) if error.may_pass() => error,
+            done => return done,
+        };
+        failures += 1;
+        if failures > RETRIES {
+            return Err(SinkError::CannotOpen {
+                what: what.to_string(),
+                error: Box::new(error),
+            });
+        }
+        let backoff = FIRST_BACKOFF * 2u32.pow(failures - 1);
+        tracing::warn!("{what} failed ({error}); retry {failures} of {RETRIES} in {backoff:?}");
+        std::thread::sleep(backoff);
+        let _ = recover(state);
     }
 }
 

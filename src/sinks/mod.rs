@@ -84,10 +84,33 @@ impl SinkError {
         match self {
             SinkError::Held { .. } => exit::HELD,
             SinkError::OtherJob { .. } => exit::OTHER_JOB,
-            SinkError::GaveUp { .. } | SinkError::Stopped { .. } | SinkError::Fenced => {
-                exit::SINK_FAILED
-            }
+            SinkError::GaveUp { .. }
+            | SinkError::Stopped { .. }
+            | SinkError::Fenced
+            | SinkError::CannotOpen { .. } => exit::SINK_FAILED,
             _ => exit::FAILED,
+        }
+    }
+}
+
+impl SinkError {
+    /// Whether the failure may pass if tried again: the connection was cut, refused or timed
+    /// out, or the server is shutting down or starting (SQLSTATE classes 08 and 57). Not a
+    /// wrong password, a missing database or table, a broken constraint, another job's sink.
+    pub fn may_pass(&self) -> bool {
+        let SinkError::Postgres(error) = self else {
+            return false;
+        };
+        match error.as_db_error() {
+            Some(db) => {
+                let code = db.code().code();
+                code.starts_with("08") || code.starts_with("57")
+            }
+            None => {
+                error.is_closed()
+                    || std::error::Error::source(error)
+                        .is_some_and(|cause| cause.is::<std::io::Error>())
+            }
         }
     }
 }
@@ -128,6 +151,9 @@ pub enum SinkError {
         tables: String,
         error: Box<SinkError>,
     },
+    /// Opening the sink failed again after every retry: the job does not start.
+    #[error("the sink cannot be opened: {what} failed after {RETRIES} retries: {error}")]
+    CannotOpen { what: String, error: Box<SinkError> },
     #[error("table {table}: {message}")]
     Apply {
         table: &'static str,

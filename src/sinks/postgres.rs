@@ -188,7 +188,8 @@ impl Postgres {
                 ),
                 delete: client.prepare(&render(table.delete_from_stage_sql('d')))?,
                 update: client.prepare(&render(table.insert_from_stage_sql('u', true)))?,
-                insert: client.prepare(&render(table.insert_from_stage_sql('i', false)))?,
+                insert: client
+                    .prepare(&render(table.insert_from_stage_sql('i', table.keys_reused)))?,
             };
             statements.insert(table.name, staging);
         }

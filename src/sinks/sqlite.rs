@@ -214,10 +214,10 @@ impl Database for Sqlite {
                         .prepare_cached(&statements.delete)?
                         .execute(params_from_iter(key))
                 }
-                NetOp::Insert(..) => transaction
+                NetOp::Insert(..) if !table.keys_reused => transaction
                     .prepare_cached(&statements.insert)?
                     .execute(params_from_iter(&values)),
-                NetOp::Update(..) => transaction
+                NetOp::Insert(..) | NetOp::Update(..) => transaction
                     .prepare_cached(&statements.upsert)?
                     .execute(params_from_iter(&values)),
             };

@@ -30,6 +30,10 @@ pub struct Table {
     pub key: &'static [&'static str],
     /// Another unique key, if any (column names).
     pub unique: &'static [&'static str],
+    /// Whether an insertion may meet a row of its key that it does not retract: a consumption
+    /// id that comes back after its row froze under retention brings a new row that replaces
+    /// the frozen one outside the dataflow (SPEC §4a), so an insertion is an upsert.
+    pub keys_reused: bool,
 }
 
 impl Table {
@@ -87,6 +91,7 @@ pub const ODS_POWER_USER: Table = Table {
     ],
     key: &["user_id"],
     unique: &[],
+    keys_reused: false,
 };
 
 pub const ODS_POWER_CONSUMPTION: Table = Table {
@@ -103,6 +108,7 @@ pub const ODS_POWER_CONSUMPTION: Table = Table {
     ],
     key: &["consumption_id"],
     unique: &[],
+    keys_reused: true,
 };
 
 pub const DWD_POWER_CONSUMPTION_DETAIL: Table = Table {
@@ -121,6 +127,7 @@ pub const DWD_POWER_CONSUMPTION_DETAIL: Table = Table {
     ],
     key: &["consumption_id"],
     unique: &[],
+    keys_reused: true,
 };
 
 pub const DWS_REGION_DAILY_STATS: Table = Table {
@@ -138,6 +145,7 @@ pub const DWS_REGION_DAILY_STATS: Table = Table {
     ],
     key: &["region_id", "stat_date"],
     unique: &[],
+    keys_reused: false,
 };
 
 pub const DWS_USER_RANKING: Table = Table {
@@ -154,6 +162,7 @@ pub const DWS_USER_RANKING: Table = Table {
     ],
     key: &["user_id", "stat_date"],
     unique: &[],
+    keys_reused: false,
 };
 
 pub const ADS_POWER_DASHBOARD: Table = Table {
@@ -176,6 +185,7 @@ pub const ADS_POWER_DASHBOARD: Table = Table {
     ],
     key: &["dashboard_id"],
     unique: &["region_id", "stat_date"],
+    keys_reused: false,
 };
 
 /// Every table a sink may write, in layer order.

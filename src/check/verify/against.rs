@@ -89,7 +89,7 @@ impl Postgres {
             &self.schema,
             twin.users().values(),
             twin.live_consumption().values(),
-            frozen.details.iter(),
+            twin.frozen_details(),
         )?;
         let load = started.elapsed();
         let started = Instant::now();
@@ -123,7 +123,10 @@ impl Postgres {
                 "dwd_power_consumption_detail" => live
                     .details
                     .iter()
-                    .chain(&frozen.details)
+                    .chain(
+                        twin.frozen_details()
+                            .filter_map(|(d, kept)| kept.then_some(d)),
+                    )
                     .cloned()
                     .for_each(|r| push(TableRow::Detail(r))),
                 "dws_region_daily_stats" => live

@@ -65,10 +65,10 @@ impl Balance {
         self.step(&before.dashboards, &after.dashboards, TableRow::Dashboard);
     }
 
-    /// Records that the oracle's tables gained `rows`.
-    pub fn oracle_gained(&mut self, rows: &[TableRow]) {
-        for row in rows {
-            self.add(row.clone(), -1);
+    /// Records that the oracle's tables changed by `changes` (rows with their multiplicities).
+    pub fn oracle_frozen(&mut self, changes: Vec<(TableRow, isize)>) {
+        for (row, diff) in changes {
+            self.add(row, -diff);
         }
     }
 

@@ -28,7 +28,9 @@ use crate::metrics::Metrics;
 use crate::model::TableRow;
 use crate::model::Time;
 use crate::model::Warehouse;
+use crate::operators::retention::Retention;
 use crate::runtime::{run, RunConfig, RunError, SourceSpec};
+use crate::sinks::materialized::ReusedKeys;
 use crate::sinks::{ChangeSet, ChangeSink};
 use crate::sources::csv_replay::{CsvReplay, ReplayError};
 use crate::sources::generator::Generator;
@@ -243,9 +245,12 @@ fn twin_source(spec: &SourceSpec) -> Result<(Box<dyn Source>, Option<u64>), Veri
     })
 }
 
-/// The change sets of the run, applied to the balance in time order up to a time.
+/// The change sets of the run, applied to the balance in time order up to a time — made the
+/// exact differences of the keyed tables outside the dataflow ([`ReusedKeys`]) as the export
+/// makes them.
 struct Engine {
     receiver: Receiver<ChangeSet>,
+    keyed: ReusedKeys,
     /// The next change set, received but later than the last time asked for.
     pending: Option<ChangeSet>,
     /// The run has ended: no more change sets.
@@ -279,7 +284,13 @@ impl Engine {
                 }
             }
             match self.pending.take() {
-                Some((at, changes)) if at <= time => {
+                Some((at, mut changes)) if at <= time => {
+                    // An unheld retraction shows in the balance as it is; a live row replaced
+                    // without its retraction is kept on gridflow's side, as a multiset would.
+                    let wrong = self.keyed.complete(at, &mut changes);
+                    for row in wrong.live_replaced {
+                        balance.add(row, 1);
+                    }
                     for (row, diff) in changes {
                         if !matches!(row, TableRow::Error(_)) {
                             balance.add(row, diff);
@@ -292,44 +303,6 @@ impl Engine {
                 }
             }
         }
-    }
-}
-
-/// How many rows of each frozen table the balance has seen.
-#[derive(Default)]
-struct FrozenSeen([usize; 5]);
-
-impl FrozenSeen {
-    /// The frozen rows added since the last call, as table rows.
-    fn new_rows(&mut self, frozen: &Warehouse) -> Vec<TableRow> {
-        let mut rows = Vec::new();
-        let [c, d, s, r, a] = &mut self.0;
-        rows.extend(
-            frozen.consumption[*c..]
-                .iter()
-                .cloned()
-                .map(TableRow::Consumption),
-        );
-        rows.extend(frozen.details[*d..].iter().cloned().map(TableRow::Detail));
-        rows.extend(
-            frozen.region_stats[*s..]
-                .iter()
-                .cloned()
-                .map(TableRow::RegionStats),
-        );
-        rows.extend(frozen.rankings[*r..].iter().cloned().map(TableRow::Ranking));
-        rows.extend(
-            frozen.dashboards[*a..]
-                .iter()
-                .cloned()
-                .map(TableRow::Dashboard),
-        );
-        *c = frozen.consumption.len();
-        *d = frozen.details.len();
-        *s = frozen.region_stats.len();
-        *r = frozen.rankings.len();
-        *a = frozen.dashboards.len();
-        rows
     }
 }
 
@@ -352,6 +325,10 @@ impl Checker {
         options: &Options,
         stop: Arc<AtomicBool>,
     ) -> Result<Checker, VerifyError> {
+        let retention = Retention {
+            window: twin.window(),
+            horizon: twin.horizon(),
+        };
         let postgres = options
             .against
             .as_ref()
@@ -361,6 +338,7 @@ impl Checker {
             twin,
             engine: Engine {
                 receiver,
+                keyed: ReusedKeys::under(Some(retention)),
                 pending: None,
                 done: false,
             },
@@ -403,7 +381,6 @@ impl Checker {
         };
         let mut summary = Summary::default();
         let mut previous = Warehouse::default();
-        let mut frozen_seen = FrozenSeen::default();
         let mut next = source.next_tick();
         let mut index = 0u64;
         let mut last_time = None;
@@ -419,8 +396,7 @@ impl Checker {
                 let mut live = self.twin.live_tables();
                 sort_tables(&mut live);
                 self.balance.oracle_changed(&previous, &live);
-                self.balance
-                    .oracle_gained(&frozen_seen.new_rows(self.twin.frozen()));
+                self.balance.oracle_frozen(self.twin.take_frozen_changes());
                 summary.checked += 1;
                 summary.rows_compared += table_rows(&live) + table_rows(self.twin.frozen());
                 if !self.balance.is_empty() {
