@@ -32,19 +32,27 @@ pub struct Ads<'scope> {
 
 /// Builds `ads_power_dashboard` from the DWS region rows and their rank-1 users.
 pub fn ads<'scope>(dws: &Dws<'scope>) -> Ads<'scope> {
-    let dashboards = dws.regions.clone().map(|(r, top)| Dashboard {
-        region_id: r.region_id,
-        stat_date: r.stat_date,
-        region_name: r.region_name,
-        total_consumption: r.total_consumption,
-        total_cost: r.total_cost,
-        user_count: r.user_count,
-        avg_consumption: r.avg_consumption,
-        peak_hour: r.peak_hour,
-        peak_consumption: r.max_consumption,
-        top_user_id: top.user_id,
-        top_user_name: top.user_name,
-        top_user_consumption: top.total_consumption,
+    let scope = dws.regions.inner.scope();
+    let dashboards = scope.region_named("ads.dashboard", |region| {
+        let dashboards = dws
+            .regions
+            .clone()
+            .enter_region(region)
+            .map(|(r, top)| Dashboard {
+                region_id: r.region_id,
+                stat_date: r.stat_date,
+                region_name: r.region_name,
+                total_consumption: r.total_consumption,
+                total_cost: r.total_cost,
+                user_count: r.user_count,
+                avg_consumption: r.avg_consumption,
+                peak_hour: r.peak_hour,
+                peak_consumption: r.max_consumption,
+                top_user_id: top.user_id,
+                top_user_name: top.user_name,
+                top_user_consumption: top.total_consumption,
+            });
+        dashboards.leave_region(scope)
     });
     Ads { dashboards }
 }

@@ -35,37 +35,44 @@ pub struct Dwd<'scope> {
 
 /// Builds the DWD layer from the ODS tables; the detail rows only `with_details`.
 pub fn dwd<'scope>(ods: &Ods<'scope>, with_details: bool) -> Dwd<'scope> {
-    // LEFT JOIN ods_power_user AS u: the user columns after COALESCE ...
-    let user_dims = ods
-        .users
-        .clone()
-        .as_collection(|id, user| (*id, Dim::of(Some(user))));
-    // ... and the defaults for user ids that facts name but no user row has.
-    let user_ids = ods.users.clone().as_collection(|id, _| *id);
-    let missing_dims = ods
-        .facts
-        .clone()
-        .map(|f| f.user_id)
-        .distinct_total()
-        .map(|id| (id, ()))
-        .antijoin(user_ids)
-        .map(|(id, ())| (id, Dim::unknown()));
-    let dims: Indexed<'scope, UserId, Dim> = user_dims
-        .concat(missing_dims)
-        .arrange_by_key_named("dwd.dims_by_user");
+    let scope = ods.facts.inner.scope();
+    let dims = scope.region_named("dwd.dims", |region| {
+        let users = ods.users.clone().enter_region(region);
+        let facts = ods.facts.clone().enter_region(region);
+        // LEFT JOIN ods_power_user AS u: the user columns after COALESCE ...
+        let user_dims = users
+            .clone()
+            .as_collection(|id, user| (*id, Dim::of(Some(user))));
+        // ... and the defaults for user ids that facts name but no user row has.
+        let user_ids = users.as_collection(|id, _| *id);
+        let missing_dims = facts
+            .map(|f| f.user_id)
+            .distinct_total()
+            .map(|id| (id, ()))
+            .antijoin(user_ids)
+            .map(|(id, ())| (id, Dim::unknown()));
+        user_dims
+            .concat(missing_dims)
+            .arrange_by_key_named("dwd.dims_by_user")
+            .leave_region(scope)
+    });
 
     // FROM ods_power_consumption AS c ... ON c.user_id: the facts, by user id.
     let details = with_details.then(|| {
-        let facts: Indexed<'scope, UserId, Fact> = ods
-            .facts
-            .clone()
-            .map(|f| (f.user_id, f))
-            .arrange_by_key_named("dwd.facts_by_user");
-        facts.join_core(dims.clone(), |_, fact, dim| {
-            Some(Detail {
-                fact: *fact,
-                dim: dim.clone(),
-            })
+        scope.region_named("dwd.join_user", |region| {
+            let facts: Indexed<'_, UserId, Fact> = ods
+                .facts
+                .clone()
+                .enter_region(region)
+                .map(|f| (f.user_id, f))
+                .arrange_by_key_named("dwd.facts_by_user");
+            let details = facts.join_core(dims.clone().enter_region(region), |_, fact, dim| {
+                Some(Detail {
+                    fact: *fact,
+                    dim: dim.clone(),
+                })
+            });
+            details.leave_region(scope)
         })
     });
     Dwd { dims, details }

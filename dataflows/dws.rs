@@ -52,6 +52,7 @@ use std::cmp::Reverse;
 use super::dwd::Dwd;
 use super::ods::Ods;
 use timely::dataflow::operators::vec::Partition;
+use timely::dataflow::operators::{Enter, Leave};
 
 use differential_dataflow::AsCollection;
 
@@ -98,66 +99,86 @@ pub struct Dws<'scope> {
 
 /// Builds both DWS tables with tumbling windows of `window` milliseconds.
 pub fn dws<'scope>(ods: &Ods<'scope>, dwd: &Dwd<'scope>, window: Millis) -> Dws<'scope> {
+    let scope = ods.facts.inner.scope();
     // GROUP BY user_id, TUMBLE(consumption_date, :window), and the hour for the peak hour.
-    let rows = ods.facts.clone().map(move |f| {
-        let group = (f.user_id, window_start(f.date, window), hour_of_day(f.date));
-        (group, (f.amount, f.cost))
-    });
-    let partials = reduce_in_time_order(rows, "dws.user_partials", |group, rows, output| {
-        output.push((*group, partial_of(rows)));
+    let partials = scope.region_named("dws.user_partials", |region| {
+        let rows = ods.facts.clone().enter_region(region).map(move |f| {
+            let group = (f.user_id, window_start(f.date, window), hour_of_day(f.date));
+            (group, (f.amount, f.cost))
+        });
+        let partials = reduce_in_time_order(rows, "dws.user_partials", |group, rows, output| {
+            output.push((*group, partial_of(rows)));
+        });
+        partials.leave_region(scope)
     });
 
     // JOIN the users' current columns, then PARTITION BY stat_date, region_id.
-    let members = partials
-        .map(|((user_id, stat_date, hour), partial)| (user_id, (stat_date, hour, partial)))
-        .arrange_by_key_named("dws.partials_by_user")
-        .join_core(
-            dwd.dims.clone(),
-            |&user_id, &(stat_date, hour, partial), dim| {
-                let member = Member {
-                    user_id,
-                    hour,
-                    user_name: dim.user_name.clone(),
-                    region_name: dim.region_name.clone(),
-                    partial,
-                };
-                Some(((stat_date, dim.region_id), member))
+    let members = scope.region_named("dws.join_user", |region| {
+        let members = partials
+            .enter_region(region)
+            .map(|((user_id, stat_date, hour), partial)| (user_id, (stat_date, hour, partial)))
+            .arrange_by_key_named("dws.partials_by_user")
+            .join_core(
+                dwd.dims.clone().enter_region(region),
+                |&user_id, &(stat_date, hour, partial), dim| {
+                    let member = Member {
+                        user_id,
+                        hour,
+                        user_name: dim.user_name.clone(),
+                        region_name: dim.region_name.clone(),
+                        partial,
+                    };
+                    Some(((stat_date, dim.region_id), member))
+                },
+            );
+        members.leave_region(scope)
+    });
+    let (regions, rankings) = scope.region_named("dws.partitions", |region| {
+        let partitions = reduce_in_time_order(
+            members.clone().enter_region(region),
+            "dws.partitions",
+            |&(stat_date, region_id), members, output| {
+                output.extend(partition_rows(stat_date, region_id, members));
             },
         );
-    let partitions = reduce_in_time_order(
-        members.clone(),
-        "dws.partitions",
-        |&(stat_date, region_id), members, output| {
-            output.extend(partition_rows(stat_date, region_id, members));
-        },
-    );
-
-    // Region rows to one stream, ranking rows to another, each moved, not copied.
-    let mut parts = partitions.inner.partition(2, |(row, time, diff)| {
-        let part = match row {
-            PartitionRow::Region(..) => 0,
-            PartitionRow::Ranking(_) => 1,
-        };
-        (part, (row, time, diff))
+        // Region rows to one stream, ranking rows to another, each moved, not copied.
+        let mut parts = partitions.inner.partition(2, |(row, time, diff)| {
+            let part = match row {
+                PartitionRow::Region(..) => 0,
+                PartitionRow::Ranking(_) => 1,
+            };
+            (part, (row, time, diff))
+        });
+        let rankings = parts.pop().expect("two parts").leave(scope);
+        let regions = parts.pop().expect("two parts").leave(scope);
+        (regions, rankings)
     });
-    let rankings = parts
-        .pop()
-        .expect("two parts")
-        .as_collection()
-        .flat_map(|row| match row {
-            PartitionRow::Ranking(ranking) => Some(ranking),
-            PartitionRow::Region(..) => None,
-        });
-    let regions = parts
-        .pop()
-        .expect("two parts")
-        .as_collection()
-        .flat_map(|row| match row {
-            PartitionRow::Region(stats, top) => Some((stats, top)),
-            PartitionRow::Ranking(_) => None,
-        });
+    let rankings = scope.region_named("dws.user_ranking", |region| {
+        let rankings = rankings
+            .enter(region)
+            .as_collection()
+            .flat_map(|row| match row {
+                PartitionRow::Ranking(ranking) => Some(ranking),
+                PartitionRow::Region(..) => None,
+            });
+        rankings.leave_region(scope)
+    });
+    let (regions, region_stats) = scope.region_named("dws.region_stats", |region| {
+        let regions = regions
+            .enter(region)
+            .as_collection()
+            .flat_map(|row| match row {
+                PartitionRow::Region(stats, top) => Some((stats, top)),
+                PartitionRow::Ranking(_) => None,
+            });
+        let region_stats = regions.clone().map(|(stats, _)| stats);
+        (
+            regions.leave_region(scope),
+            region_stats.leave_region(scope),
+        )
+    });
     Dws {
-        region_stats: regions.clone().map(|(stats, _)| stats),
+        region_stats,
         regions,
         rankings,
         members,

@@ -12,8 +12,13 @@
 //! keeps them. Consumption rows leave the maintained state when their window freezes under
 //! retention (SPEC §4a): [`upsert_with_expiry`] keeps each row until then, and rows arriving for
 //! a frozen window are expired, counted and not applied.
+//!
+//! Each table is built in a region of the dataflow named after it, as is every role of every
+//! layer (`dwd.join_user`, `dws.partitions`, …): the job's graph shows the warehouse in the
+//! source's words.
 
 use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::Enter;
 use timely::dataflow::StreamVec;
 
 use differential_dataflow::operators::arrange::upsert::arrange_from_upsert;
@@ -49,33 +54,44 @@ pub fn ods<'scope>(
     on_counts: impl Fn(StateCounts) + 'static,
     with_rows: bool,
 ) -> Ods<'scope> {
-    let users = arrange_from_upsert::<ValBuilder<_, _, _, _>, ValSpine<_, _, _, _>, _, _>(
-        users,
-        "ods.power_user",
-    );
-    if with_rows {
-        let consumption = upsert_with_expiry(
-            consumption,
-            "ods.power_consumption",
-            move |row: &Consumption| retention.freezes_at_date(row.consumption_date),
-            on_counts,
-        );
-        Ods {
-            users,
-            facts: consumption.clone().map(|c| Fact::from(&c)),
-            consumption: Some(consumption),
-        }
-    } else {
-        let facts = consumption.map(|(id, row, time)| (id, row.as_ref().map(Fact::from), time));
-        Ods {
-            users,
-            facts: upsert_with_expiry(
+    let scope = users.scope();
+    let users = scope.region_named("ods.power_user", |region| {
+        arrange_from_upsert::<ValBuilder<_, _, _, _>, ValSpine<_, _, _, _>, _, _>(
+            users.enter(region),
+            "ods.power_user",
+        )
+        .leave_region(scope)
+    });
+    scope.region_named("ods.power_consumption", |region| {
+        let consumption = consumption.enter(region);
+        if with_rows {
+            let consumption = upsert_with_expiry(
+                consumption,
+                "ods.power_consumption",
+                move |row: &Consumption| retention.freezes_at_date(row.consumption_date),
+                on_counts,
+            );
+            Ods {
+                users,
+                facts: consumption
+                    .clone()
+                    .map(|c| Fact::from(&c))
+                    .leave_region(scope),
+                consumption: Some(consumption.leave_region(scope)),
+            }
+        } else {
+            let facts = consumption.map(|(id, row, time)| (id, row.as_ref().map(Fact::from), time));
+            let facts = upsert_with_expiry(
                 facts,
                 "ods.power_consumption",
                 move |fact: &Fact| retention.freezes_at_date(fact.date),
                 on_counts,
-            ),
-            consumption: None,
+            );
+            Ods {
+                users,
+                facts: facts.leave_region(scope),
+                consumption: None,
+            }
         }
-    }
+    })
 }

@@ -42,22 +42,40 @@ pub struct OdsAndDwd<'scope> {
 pub fn leaving<'scope>(layers: Layers<'scope>, retention: Retention) -> Leaving<'scope> {
     let window = retention.window;
     let ods = layers.ods;
-    Leaving {
+    let scope = layers.dws.region_stats.inner.scope();
+    scope.region_named("sink.until_frozen", |region| Leaving {
         ods_and_dwd: layers
             .dwd
             .details
             .zip(ods.consumption)
             .map(|(details, consumption)| OdsAndDwd {
-                users: ods.users.as_collection(|_, user| user.clone()),
-                consumption: until_frozen(consumption, retention, move |c| {
+                users: ods
+                    .users
+                    .enter_region(region)
+                    .as_collection(|_, user| user.clone())
+                    .leave_region(scope),
+                consumption: until_frozen(consumption.enter_region(region), retention, move |c| {
                     Some(window_start(c.consumption_date, window))
-                }),
-                details: until_frozen(details, retention, move |d| {
+                })
+                .leave_region(scope),
+                details: until_frozen(details.enter_region(region), retention, move |d| {
                     Some(window_start(d.fact.date, window))
-                }),
+                })
+                .leave_region(scope),
             }),
-        region_stats: until_frozen(layers.dws.region_stats, retention, |r| Some(r.stat_date)),
-        rankings: until_frozen(layers.dws.rankings, retention, |r| Some(r.stat_date)),
-        dashboards: until_frozen(layers.ads.dashboards, retention, |d| Some(d.stat_date)),
-    }
+        region_stats: until_frozen(
+            layers.dws.region_stats.enter_region(region),
+            retention,
+            |r| Some(r.stat_date),
+        )
+        .leave_region(scope),
+        rankings: until_frozen(layers.dws.rankings.enter_region(region), retention, |r| {
+            Some(r.stat_date)
+        })
+        .leave_region(scope),
+        dashboards: until_frozen(layers.ads.dashboards.enter_region(region), retention, |d| {
+            Some(d.stat_date)
+        })
+        .leave_region(scope),
+    })
 }

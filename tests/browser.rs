@@ -144,6 +144,27 @@ fn both_pages_render_what_the_api_serves_in_a_real_browser() {
             "the graph has no {operator}"
         );
     }
+    // Every operator on the graph is named after its layer and its role, in the source's
+    // words (`dwd.dims`, `ads.dashboard`, …), as the API names them.
+    let on_graph: Vec<&str> = dom
+        .split("data-operator=\"")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    let layers = ["sources", "ods.", "dwd.", "dws.", "ads.", "sink.", "ui."];
+    assert!(on_graph.len() >= 12, "{on_graph:?}");
+    for name in &on_graph {
+        assert!(
+            layers.iter().any(|layer| name.starts_with(layer)),
+            "{name} on the graph names no layer: {on_graph:?}"
+        );
+    }
+    for layer in ["ods.", "dwd.", "dws.", "ads.", "sink."] {
+        assert!(
+            on_graph.iter().any(|name| name.starts_with(layer)),
+            "no {layer} operator on the graph: {on_graph:?}"
+        );
+    }
 
     // The control room.
     let dom = browse(&profile, &format!("{base}/dashboard"), &["--dump-dom"]);

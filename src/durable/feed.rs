@@ -31,12 +31,14 @@ impl ProgressFeed {
         let seen = latest.clone();
         let mut input = InputHandle::new();
         worker.dataflow::<u64, _, _>(|scope| {
-            scope
-                .input_from(&mut input)
-                .broadcast()
-                .inspect(move |committed: &Time| {
-                    seen.set(Some(seen.get().map_or(*committed, |s| s.max(*committed))));
-                });
+            scope.region_named("durable.sinks_progress", |region| {
+                region
+                    .input_from(&mut input)
+                    .broadcast()
+                    .inspect(move |committed: &Time| {
+                        seen.set(Some(seen.get().map_or(*committed, |s| s.max(*committed))));
+                    });
+            });
         });
         ProgressFeed {
             input: (worker.index() == 0).then_some(input),

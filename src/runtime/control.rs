@@ -124,10 +124,12 @@ impl Control {
         let sink = heard.clone();
         let mut input = InputHandle::new();
         worker.dataflow::<u64, _, _>(|scope| {
-            scope
-                .input_from(&mut input)
-                .broadcast()
-                .inspect(move |message: &Message| sink.borrow_mut().push(message.clone()));
+            scope.region_named("job.control", |region| {
+                region
+                    .input_from(&mut input)
+                    .broadcast()
+                    .inspect(move |message: &Message| sink.borrow_mut().push(message.clone()));
+            });
         });
         Control {
             input: Some(input),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use differential_dataflow::AsCollection;
 use timely::dataflow::operators::vec::input::Handle as InputHandle;
 use timely::dataflow::operators::vec::Input as _;
+use timely::dataflow::operators::Leave;
 use timely::dataflow::ProbeHandle;
 
 use super::config::{RunConfig, SourceSpec};
@@ -224,10 +225,17 @@ where
     let metrics = shared.metrics.clone();
     let monitor = shape.monitor.then(|| started.monitor.clone());
     worker.dataflow::<Time, _, _>(|scope| {
-        let error_rows = scope.input_from(&mut errors).as_collection();
-        let users = scope.input_from(&mut inputs.users);
-        let consumption = scope.input_from(&mut inputs.consumption);
-        let marks = inputs.marks.as_mut().map(|marks| scope.input_from(marks));
+        // The sources' rows, the malformed ones, and a durable job's durability marks.
+        let (users, consumption, error_rows, marks) = scope.region_named("sources", |region| {
+            let users = region.input_from(&mut inputs.users).leave(scope);
+            let consumption = region.input_from(&mut inputs.consumption).leave(scope);
+            let errors = region.input_from(&mut errors).leave(scope).as_collection();
+            let marks = inputs
+                .marks
+                .as_mut()
+                .map(|marks| region.input_from(marks).leave(scope));
+            (users, consumption, errors, marks)
+        });
         let counted = metrics.clone();
         let layers = warehouse(
             users,

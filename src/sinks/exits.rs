@@ -22,6 +22,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use timely::dataflow::operators::Enter;
 use timely::dataflow::ProbeHandle;
 
 use super::handoff::{hand_off, Marks};
@@ -71,18 +72,45 @@ pub fn route<'scope, S, F>(
         monitor,
         handoff,
     } = exits;
-    let late = m.clone();
-    count_late_rows(layers.ods.facts.clone().map(|f| f.date), move |rows| {
-        Metrics::add(&late.late_rows, rows)
+    let scope = layers.ods.facts.inner.scope();
+    scope.region_named("ods.late_rows", |region| {
+        let late = m.clone();
+        let dates = layers
+            .ods
+            .facts
+            .clone()
+            .enter_region(region)
+            .map(|f| f.date);
+        count_late_rows(dates, move |rows| Metrics::add(&late.late_rows, rows));
     });
     let users = layers.ods.users.clone();
     let members = layers.dws.members.clone();
     let tables = leaving(layers, retention);
 
-    let region_stats = count(tables.region_stats, &m, |m| &m.dws_region_updates);
-    let region_stats = count_corrections(region_stats, &m).probe_with(&probe);
-    let rankings = count(tables.rankings, &m, |m| &m.dws_ranking_updates).probe_with(&probe);
-    let dashboards = count(tables.dashboards, &m, |m| &m.ads_updates).probe_with(&probe);
+    let (region_stats, rankings, dashboards, ods_and_dwd) =
+        scope.region_named("sink.counters", |region| {
+            let region_stats = tables.region_stats.enter_region(region);
+            let region_stats = count(region_stats, &m, |m| &m.dws_region_updates);
+            let region_stats = count_corrections(region_stats, &m).probe_with(&probe);
+            let rankings = tables.rankings.enter_region(region);
+            let rankings = count(rankings, &m, |m| &m.dws_ranking_updates).probe_with(&probe);
+            let dashboards = tables.dashboards.enter_region(region);
+            let dashboards = count(dashboards, &m, |m| &m.ads_updates).probe_with(&probe);
+            m.dwd_built
+                .store(tables.ods_and_dwd.is_some(), Ordering::Relaxed);
+            let ods_and_dwd = tables.ods_and_dwd.map(|mut tables| {
+                let details = tables.details.enter_region(region);
+                let details = count(details, &m, |m| &m.dwd_updates).probe_with(&probe);
+                tables.details = details.leave_region(scope);
+                tables
+            });
+            (
+                region_stats.leave_region(scope),
+                rankings.leave_region(scope),
+                dashboards.leave_region(scope),
+                ods_and_dwd,
+            )
+        });
     if let Some(monitor) = monitor {
         crate::ui::exits::monitor(
             users,
@@ -94,30 +122,33 @@ pub fn route<'scope, S, F>(
             m.clone(),
         );
     }
-    m.dwd_built
-        .store(tables.ods_and_dwd.is_some(), Ordering::Relaxed);
-    let ods_and_dwd = tables.ods_and_dwd.map(|mut tables| {
-        tables.details = count(tables.details, &m, |m| &m.dwd_updates).probe_with(&probe);
-        tables
-    });
 
     let Some(handoff) = handoff else {
         return;
     };
-    let mut rows: Vec<Table<'scope, TableRow>> = vec![
-        errors.map(TableRow::Error),
-        region_stats.map(TableRow::RegionStats),
-        rankings.map(TableRow::Ranking),
-        dashboards.map(TableRow::Dashboard),
-    ];
-    if let Some(tables) = ods_and_dwd {
-        rows.push(tables.users.map(TableRow::User));
-        rows.push(tables.consumption.map(TableRow::Consumption));
-        rows.push(tables.details.map(TableRow::Detail));
-    }
-    let scope = rows[0].inner.scope();
-    let rows = differential_dataflow::collection::concatenate(scope, rows);
-    hand_off(rows, handoff.marks, handoff.sink, handoff.on_failure);
+    scope.region_named("sink.changes", |region| {
+        let mut rows: Vec<Table<'_, TableRow>> = vec![
+            errors.enter_region(region).map(TableRow::Error),
+            region_stats.enter_region(region).map(TableRow::RegionStats),
+            rankings.enter_region(region).map(TableRow::Ranking),
+            dashboards.enter_region(region).map(TableRow::Dashboard),
+        ];
+        if let Some(tables) = ods_and_dwd {
+            rows.push(tables.users.enter_region(region).map(TableRow::User));
+            rows.push(
+                tables
+                    .consumption
+                    .enter_region(region)
+                    .map(TableRow::Consumption),
+            );
+            rows.push(tables.details.enter_region(region).map(TableRow::Detail));
+        }
+        let rows = differential_dataflow::collection::concatenate(region, rows);
+        let marks = handoff
+            .marks
+            .map(|(marks, peers)| (marks.enter(region), peers));
+        hand_off(rows, marks, handoff.sink, handoff.on_failure);
+    });
 }
 
 /// Counts every update of `table` into one of the counters.

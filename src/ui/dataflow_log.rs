@@ -225,8 +225,11 @@ pub struct OperatorView {
     pub activations: u64,
     pub records_in: u64,
     pub records_out: u64,
-    /// The arrangement it maintains, if any: updates held and batches.
+    /// The arrangement it maintains, if any: updates held and batches — for a region (the
+    /// warehouse builds each role in one: `dws.join_user`), those of every operator in it.
     pub arrangement: Option<ArrangementView>,
+    /// For a region: the names of the arrangements in it (`dws.partials_by_user`).
+    pub arrangements: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -267,6 +270,7 @@ pub fn view(workers: &[Option<WorkerGraph>]) -> DataflowView {
                     records_in: 0,
                     records_out: 0,
                     arrangement: None,
+                    arrangements: Vec::new(),
                 });
             operator.scheduled_ms += sums.scheduled.as_secs_f64() * 1000.0;
             operator.activations += sums.activations;
@@ -302,7 +306,35 @@ pub fn view(workers: &[Option<WorkerGraph>]) -> DataflowView {
         operator.records_in = records_in.get(addr).copied().unwrap_or(0);
         operator.records_out = records_out.get(addr).copied().unwrap_or(0);
     }
+    // The graph shows each dataflow's top-level operators; what the operators nested in a
+    // region hold counts as the region's.
+    let nested: Vec<(Vec<usize>, String, ArrangementView)> = operators
+        .values()
+        .filter(|op| op.addr.len() > 2)
+        .filter_map(|op| Some((op.addr[..2].to_vec(), op.name.clone(), op.arrangement?)))
+        .collect();
+    for (region, name, nested) in nested {
+        if let Some(region) = operators.get_mut(&region) {
+            let arrangement = region.arrangement.get_or_insert(ArrangementView {
+                records: 0,
+                batches: 0,
+                peak_records: 0,
+            });
+            arrangement.records += nested.records;
+            arrangement.batches += nested.batches;
+            arrangement.peak_records += nested.peak_records;
+            if !region.arrangements.contains(&name) {
+                region.arrangements.push(name);
+            }
+        }
+    }
     // A dataflow is a top-level scope: every operator whose address has one more index.
+    scopes.extend(
+        operators
+            .keys()
+            .filter(|addr| addr.len() >= 2)
+            .map(|addr| addr[..1].to_vec()),
+    );
     let dataflows = scopes
         .into_iter()
         .filter(|scope| scope.len() == 1)
@@ -441,6 +473,45 @@ mod tests {
                 records: 140
             }]
         );
+    }
+
+    #[test]
+    fn a_regions_nested_arrangements_count_as_the_regions() {
+        let ms = Duration::from_millis;
+        let mut graph = WorkerGraph::default();
+        graph.timely(ms(0), &operates(3, vec![0], "Dataflow"));
+        graph.timely(ms(0), &operates(4, vec![0, 1], "dws.join_user"));
+        graph.timely(ms(0), &operates(5, vec![0, 1, 1], "Map"));
+        graph.timely(ms(0), &operates(6, vec![0, 1, 2], "dws.partials_by_user"));
+        graph.timely(ms(0), &operates(7, vec![0, 1, 3], "Join"));
+        graph.timely(
+            ms(0),
+            &TimelyEvent::Channels(ChannelsEvent {
+                id: 0,
+                scope_addr: vec![0, 1],
+                source: (1, 0),
+                target: (2, 0),
+                typ: String::new(),
+            }),
+        );
+        for length in [30, 12] {
+            graph.differential(&DifferentialEvent::Batch(BatchEvent {
+                operator: 6,
+                length,
+            }));
+        }
+        let view = view(&[Some(graph)]);
+        let dataflow = &view.dataflows[0];
+        // Only the region is on the graph, holding what its arrangement holds.
+        assert_eq!(dataflow.operators.len(), 1);
+        let region = &dataflow.operators[0];
+        assert_eq!(region.name, "dws.join_user");
+        assert_eq!(
+            region.arrangements,
+            vec!["dws.partials_by_user".to_string()]
+        );
+        let arrangement = region.arrangement.unwrap();
+        assert_eq!((arrangement.records, arrangement.batches), (42, 2));
     }
 
     #[test]

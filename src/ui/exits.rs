@@ -61,6 +61,30 @@ pub fn monitor<'scope>(
     views: super::Monitor,
     metrics: Arc<Metrics>,
 ) {
+    let scope = members.inner.scope();
+    scope.region_named("ui.monitor", |region| {
+        build(
+            users.enter_region(region),
+            members.enter_region(region),
+            rankings.enter_region(region),
+            dashboards.enter_region(region),
+            window_length,
+            views,
+            metrics,
+        )
+    });
+}
+
+/// Builds the monitor's operators, in the region [`monitor`] made for them.
+fn build<'scope>(
+    users: Indexed<'scope, UserId, User>,
+    members: Table<'scope, ((Millis, RegionId), Member)>,
+    rankings: Table<'scope, UserRanking>,
+    dashboards: Table<'scope, Dashboard>,
+    window_length: Millis,
+    views: super::Monitor,
+    metrics: Arc<Metrics>,
+) {
     let (live, log) = (views.live, views.corrections);
     let changes = users
         .as_collection(|&user_id, user| {

@@ -167,6 +167,7 @@ function drawGraph(container, dataflow) {
     const [x, y] = pos.get(i);
     const heat = op.scheduled_ms / busiest;
     const g = el("g", { "data-operator": op.name }, svg);
+    if (op.arrangements && op.arrangements.length) el("title", {}, g, `arrangements: ${op.arrangements.join(", ")}`);
     el("rect", { x, y, width: boxW, height: boxH, rx: 4, fill: `rgba(63,182,255,${0.08 + 0.5 * heat})`, stroke: op.arrangement ? "#ffb648" : "#3a5068" }, g);
     el("text", { x: x + 6, y: y + 14 }, g, op.name.length > 26 ? op.name.slice(0, 25) + "…" : op.name);
     el("text", { x: x + 6, y: y + 27, class: "muted" }, g, `${fixed(op.scheduled_ms, 1)} ms · in ${int(op.records_in)}`);
@@ -178,8 +179,8 @@ function drawGraph(container, dataflow) {
 function operatorsTable(table, dataflow) {
   table.textContent = "";
   const head = html("tr");
-  ["operator 算子", "scheduled ms", "activations", "records in", "records out", "arranged records", "batches", "peak arranged"].forEach((h, i) =>
-    head.appendChild(html("th", h, i ? { class: "num" } : {})));
+  ["operator 算子", "scheduled ms", "activations", "records in", "records out", "arranged records", "batches", "peak arranged", "arrangements"].forEach((h, i) =>
+    head.appendChild(html("th", h, i && i < 8 ? { class: "num" } : {})));
   table.appendChild(head);
   const ops = [...dataflow.operators].sort((a, b) => b.scheduled_ms - a.scheduled_ms);
   for (const op of ops) {
@@ -189,6 +190,7 @@ function operatorsTable(table, dataflow) {
       op.arrangement ? int(op.arrangement.records) : "", op.arrangement ? int(op.arrangement.batches) : "",
       op.arrangement ? int(op.arrangement.peak_records) : ""]
       .forEach((v) => tr.appendChild(html("td", v, { class: "num" })));
+    tr.appendChild(html("td", (op.arrangements || []).join(", "), { class: "muted" }));
     table.appendChild(tr);
   }
 }
