@@ -197,9 +197,11 @@ impl WorkerLog {
             committed,
             fold_min_bytes,
             closed,
-        );
+        )
+        .map_err(|source| StateError::io(dir, source))?;
         let checkpointed = recovered.checkpoint.as_ref().map(|(time, _)| *time);
-        let syncer = Syncer::start(dir.to_path_buf(), checkpointed, compactor);
+        let syncer = Syncer::start(dir.to_path_buf(), checkpointed, compactor)
+            .map_err(|source| StateError::io(dir, source))?;
         let log = WorkerLog {
             dir: dir.to_path_buf(),
             open: None,
@@ -312,7 +314,11 @@ struct Syncer {
 }
 
 impl Syncer {
-    fn start(dir: PathBuf, durable: Option<Time>, mut compactor: Compactor) -> Syncer {
+    fn start(
+        dir: PathBuf,
+        durable: Option<Time>,
+        mut compactor: Compactor,
+    ) -> std::io::Result<Syncer> {
         let (sender, receiver) = mpsc::channel::<(File, Closed)>();
         let durable = Arc::new(AtomicU64::new(durable.unwrap_or(0)));
         let synced = durable.clone();
@@ -330,13 +336,12 @@ impl Syncer {
                     synced.store(time, Ordering::Release);
                 }
                 Ok(compactor)
-            })
-            .expect("cannot start the syncer thread");
-        Syncer {
+            })?;
+        Ok(Syncer {
             sender: Some(sender),
             thread: Some(thread),
             durable,
-        }
+        })
     }
 
     fn sync(&mut self, file: File, segment: Closed) {
@@ -456,7 +461,7 @@ impl Compactor {
         committed: Arc<AtomicU64>,
         fold_min_bytes: u64,
         mut queue: Vec<Closed>,
-    ) -> Compactor {
+    ) -> std::io::Result<Compactor> {
         let (sender, receiver) = mpsc::channel::<Closed>();
         let thread = std::thread::Builder::new()
             .name("gridflow-compactor".to_string())
@@ -479,12 +484,11 @@ impl Compactor {
                         snapshot_bytes = fold(&dir, retention, &folded)?;
                     }
                 }
-            })
-            .expect("cannot start the compactor thread");
-        Compactor {
+            })?;
+        Ok(Compactor {
             sender: Some(sender),
             thread: Some(thread),
-        }
+        })
     }
 
     fn closed(&mut self, segment: Closed) {

@@ -16,7 +16,7 @@ pub const SHOWN_ROWS: usize = 30;
 /// The oracle gridflow's tables were held against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Oracle {
-    /// The batch twin, `reference::RetainedJob`.
+    /// The batch twin, `check::twin::RetainedJob`.
     Twin,
     /// PostgreSQL running `docs/queries/layers.sql`.
     Postgres,
