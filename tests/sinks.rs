@@ -435,13 +435,13 @@ fn a_constraint_error_stops_a_job_of_two_workers_the_same_way() {
 
 /// A job whose writes break a constraint: retried, then stopped with exit code 4 and one line
 /// naming the time, the tables and the server's message; no panic, nothing half-written.
-fn constraint_error_stops_the_job(name: &str, workers: &str) {
+/// A scratch schema whose sink tables exist, empty and unclaimed, with a constraint that the
+/// dashboard's rows break: a first run creates the tables; then they are emptied, the progress
+/// forgotten, and the constraint added.
+fn schema_refusing_dashboards(name: &str, url: &str) -> ScratchSchema {
     let mut schema = ScratchSchema::new(name);
-    let url = postgres_url();
-    // A first run creates the tables; then they are emptied, the progress forgotten, and a
-    // constraint added that the dashboard's rows break.
     let first_state = scratch_dir(&format!("{name}_first_state"));
-    replay_into_sink(&url, &first_state, &["--sink-schema", &schema.name]);
+    replay_into_sink(url, &first_state, &["--sink-schema", &schema.name]);
     schema
         .client
         .batch_execute(&format!(
@@ -451,6 +451,12 @@ fn constraint_error_stops_the_job(name: &str, workers: &str) {
             s = schema.name
         ))
         .unwrap();
+    schema
+}
+
+fn constraint_error_stops_the_job(name: &str, workers: &str) {
+    let url = postgres_url();
+    let mut schema = schema_refusing_dashboards(name, &url);
     let output = gridflow(&scratch_dir(&format!("{name}_state")))
         .args(["run", "--status-interval", "0", "--input"])
         .arg(fixture_dir().join("input"))
@@ -542,19 +548,8 @@ fn a_postgresql_sink_that_cannot_be_opened_after_its_retries_stops_the_job_with_
 
 #[test]
 fn a_sink_failing_in_process_0_stops_every_process_of_a_wall_clock_job_with_its_exit_code() {
-    let mut schema = ScratchSchema::new("processes_fail");
     let url = postgres_url();
-    let first_state = scratch_dir("processes_fail_first_state");
-    replay_into_sink(&url, &first_state, &["--sink-schema", &schema.name]);
-    schema
-        .client
-        .batch_execute(&format!(
-            "TRUNCATE {s}.dws_region_daily_stats, {s}.dws_user_ranking, {s}.ads_power_dashboard;
-             DELETE FROM {s}.gridflow_progress;
-             ALTER TABLE {s}.ads_power_dashboard ADD CONSTRAINT tiny CHECK (total_consumption < 1)",
-            s = schema.name
-        ))
-        .unwrap();
+    let schema = schema_refusing_dashboards("processes_fail", &url);
     let cluster = scratch_dir("processes_fail");
     let hostfile = cluster.join("hosts");
     let ports = [crate::processes::free_port(), crate::processes::free_port()];

@@ -34,6 +34,7 @@ use crate::model::{RowError, TableRow, Time};
 use crate::operators::late::count_late_rows;
 use crate::operators::retention::Retention;
 use crate::operators::Table;
+use crate::ui::exits::Watched;
 use crate::ui::Monitor;
 
 /// The exits a worker's dataflow has.
@@ -112,15 +113,13 @@ pub fn route<'scope, S, F>(
             )
         });
     if let Some(monitor) = monitor {
-        crate::ui::exits::monitor(
+        let watched = Watched {
             users,
             members,
-            rankings.clone(),
-            dashboards.clone(),
-            retention.window,
-            monitor,
-            m.clone(),
-        );
+            rankings: rankings.clone(),
+            dashboards: dashboards.clone(),
+        };
+        crate::ui::exits::monitor(watched, retention.window, monitor, m.clone());
     }
 
     let Some(handoff) = handoff else {

@@ -232,6 +232,20 @@ pub struct OperatorView {
     pub arrangements: Vec<String>,
 }
 
+impl OperatorView {
+    /// Adds what an arrangement holds to what the operator holds.
+    fn hold(&mut self, more: ArrangementView) {
+        let held = self.arrangement.get_or_insert(ArrangementView {
+            records: 0,
+            batches: 0,
+            peak_records: 0,
+        });
+        held.records += more.records;
+        held.batches += more.batches;
+        held.peak_records += more.peak_records;
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct ArrangementView {
     pub records: i64,
@@ -275,14 +289,11 @@ pub fn view(workers: &[Option<WorkerGraph>]) -> DataflowView {
             operator.scheduled_ms += sums.scheduled.as_secs_f64() * 1000.0;
             operator.activations += sums.activations;
             if sums.arranged {
-                let arrangement = operator.arrangement.get_or_insert(ArrangementView {
-                    records: 0,
-                    batches: 0,
-                    peak_records: 0,
+                operator.hold(ArrangementView {
+                    records: sums.arranged_records,
+                    batches: sums.arranged_batches,
+                    peak_records: sums.arranged_peak,
                 });
-                arrangement.records += sums.arranged_records;
-                arrangement.batches += sums.arranged_batches;
-                arrangement.peak_records += sums.arranged_peak;
             }
         }
         for channel in graph.channels.iter().flatten() {
@@ -315,14 +326,7 @@ pub fn view(workers: &[Option<WorkerGraph>]) -> DataflowView {
         .collect();
     for (region, name, nested) in nested {
         if let Some(region) = operators.get_mut(&region) {
-            let arrangement = region.arrangement.get_or_insert(ArrangementView {
-                records: 0,
-                batches: 0,
-                peak_records: 0,
-            });
-            arrangement.records += nested.records;
-            arrangement.batches += nested.batches;
-            arrangement.peak_records += nested.peak_records;
+            region.hold(nested);
             if !region.arrangements.contains(&name) {
                 region.arrangements.push(name);
             }

@@ -12,7 +12,7 @@ use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator, OutputBuilder, OutputBuilderSession};
 use timely::dataflow::operators::vec::Broadcast;
-use timely::dataflow::StreamVec;
+use timely::dataflow::{Scope, StreamVec};
 use timely::progress::frontier::MutableAntichain;
 
 use differential_dataflow::consolidation::consolidate;
@@ -52,39 +52,53 @@ enum LiveUpdate {
 ///
 /// `views` holds the shared live dashboard and corrections on the worker that keeps them
 /// (worker 0 of the UI's process) and nothing on every other worker.
-pub fn monitor<'scope>(
-    users: Indexed<'scope, UserId, User>,
-    members: Table<'scope, ((Millis, RegionId), Member)>,
-    rankings: Table<'scope, UserRanking>,
-    dashboards: Table<'scope, Dashboard>,
+pub fn monitor(
+    watched: Watched<'_>,
     window_length: Millis,
     views: super::Monitor,
     metrics: Arc<Metrics>,
 ) {
-    let scope = members.inner.scope();
+    let scope = watched.members.inner.scope();
     scope.region_named("ui.monitor", |region| {
-        build(
-            users.enter_region(region),
-            members.enter_region(region),
-            rankings.enter_region(region),
-            dashboards.enter_region(region),
-            window_length,
-            views,
-            metrics,
-        )
+        build(watched.enter_region(region), window_length, views, metrics)
     });
 }
 
+/// The tables the monitor watches.
+pub struct Watched<'scope> {
+    /// `ods_power_user`, by user id.
+    pub users: Indexed<'scope, UserId, User>,
+    /// The DWS partials joined with their users, by partition.
+    pub members: Table<'scope, ((Millis, RegionId), Member)>,
+    pub rankings: Table<'scope, UserRanking>,
+    pub dashboards: Table<'scope, Dashboard>,
+}
+
+impl Watched<'_> {
+    /// The same tables in the region `region`.
+    fn enter_region<'inner>(self, region: Scope<'inner, Time>) -> Watched<'inner> {
+        Watched {
+            users: self.users.enter_region(region),
+            members: self.members.enter_region(region),
+            rankings: self.rankings.enter_region(region),
+            dashboards: self.dashboards.enter_region(region),
+        }
+    }
+}
+
 /// Builds the monitor's operators, in the region [`monitor`] made for them.
-fn build<'scope>(
-    users: Indexed<'scope, UserId, User>,
-    members: Table<'scope, ((Millis, RegionId), Member)>,
-    rankings: Table<'scope, UserRanking>,
-    dashboards: Table<'scope, Dashboard>,
+fn build(
+    watched: Watched<'_>,
     window_length: Millis,
     views: super::Monitor,
     metrics: Arc<Metrics>,
 ) {
+    let Watched {
+        users,
+        members,
+        rankings,
+        dashboards,
+    } = watched;
     let (live, log) = (views.live, views.corrections);
     let changes = users
         .as_collection(|&user_id, user| {
